@@ -1,0 +1,143 @@
+"""``journeys apply``: create or update what a file describes, and say what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from journeys.v1 import definition_pb2, journey_pb2
+from journeys_client import JourneysClient, NotFoundError
+from journeys_client.files import KINDS, Document, kind_of, to_doc
+
+__all__ = ["Change", "apply_documents", "changed_fields"]
+
+_RESOURCE = {
+    "Journey": "journey",
+    "Audience": "audience",
+    "ComputedTrait": "computed-trait",
+    "Destination": "destination",
+}
+_MUTABLE = {
+    "Journey": ("name", "description", "settings", "steps"),
+    "Audience": ("name", "description", "condition"),
+    "ComputedTrait": ("name", "description", "expression"),
+    "Destination": ("name", "type"),
+}
+# Document fields whose update mask path differs (a destination's type is its kind,
+# which is fixed: asking to change it gets the server's refusal).
+_MASK_PATH = {"type": "kind"}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What applying one document did: ``created``, ``updated`` or ``unchanged``."""
+
+    resource: str
+    id: str
+    action: str
+    fields: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        detail = f" ({', '.join(self.fields)})" if self.fields else ""
+        return f"{self.resource}/{self.id} {self.action}{detail}"
+
+
+def changed_fields(kind: str, wanted: Document, current: Document) -> tuple[str, ...]:
+    """The mutable top-level fields that differ, comparing canonical documents.
+
+    Generated step keys count only when the wanted document states them.
+    """
+    want = to_doc(wanted, include_output=True)
+    have = to_doc(current, include_output=True)
+    if kind == "Journey":
+        stated = {s["id"] for s in want.get("steps", []) if "key" in s}
+        for step in have.get("steps", []):
+            if step.get("id") not in stated:
+                step.pop("key", None)
+    return tuple(f for f in _MUTABLE[kind] if want.get(f) != have.get(f))
+
+
+def _order(docs: Iterable[Document]) -> list[Document]:
+    """Definitions before the journeys that use them; file order within a kind."""
+    return sorted(docs, key=lambda d: KINDS.index(kind_of(d)))
+
+
+async def apply_documents(
+    client: JourneysClient,
+    docs: Sequence[Document],
+    *,
+    dry_run: bool = False,
+    report: Callable[[Change], None] = lambda _: None,
+) -> list[Change]:
+    """Creates or updates each document, definitions first; stops at the first error.
+
+    Every document must carry an id, so applying the same file twice changes
+    nothing the second time.
+
+    Raises:
+        ValueError: a document has no id.
+        JourneysClientError: the server refused a document; those before it
+            were applied.
+    """
+    missing = [kind_of(d) for d in docs if not d.id]
+    if missing:
+        raise ValueError(f"every document needs an id to be applied (missing in: {missing[0]})")
+    changes = []
+    for doc in _order(docs):
+        change = await _apply_one(client, doc, dry_run=dry_run)
+        report(change)
+        changes.append(change)
+    return changes
+
+
+async def _apply_one(client: JourneysClient, doc: Document, *, dry_run: bool) -> Change:
+    kind = kind_of(doc)
+    resource = _RESOURCE[kind]
+    ops = _operations(client, doc)
+    try:
+        current = await ops.get(doc.id)
+    except NotFoundError:
+        await ops.create(doc, dry_run)
+        return Change(resource, doc.id, "created" + (" (dry run)" if dry_run else ""))
+    fields = changed_fields(kind, doc, current)
+    if not fields:
+        return Change(resource, doc.id, "unchanged")
+    await ops.update(doc, tuple(_MASK_PATH.get(f, f) for f in fields), dry_run)
+    return Change(resource, doc.id, "updated" + (" (dry run)" if dry_run else ""), fields)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ops:
+    get: Callable[[str], Any]
+    create: Callable[[Any, bool], Any]
+    update: Callable[[Any, tuple[str, ...], bool], Any]
+
+
+def _operations(client: JourneysClient, doc: Document) -> _Ops:
+    match doc:
+        case journey_pb2.Journey():
+            return _Ops(
+                client.get_journey,
+                lambda d, dry: client.create_journey(d, validate_only=dry),
+                lambda d, f, dry: client.update_journey(d, update_mask=f, validate_only=dry),
+            )
+        case definition_pb2.Audience():
+            return _Ops(
+                client.get_audience,
+                lambda d, dry: client.create_audience(d, validate_only=dry),
+                lambda d, f, dry: client.update_audience(d, update_mask=f, validate_only=dry),
+            )
+        case definition_pb2.ComputedTrait():
+            return _Ops(
+                client.get_computed_trait,
+                lambda d, dry: client.create_computed_trait(d, validate_only=dry),
+                lambda d, f, dry: client.update_computed_trait(d, update_mask=f, validate_only=dry),
+            )
+        case definition_pb2.Destination():
+            return _Ops(
+                client.get_destination,
+                lambda d, dry: client.create_destination(d, validate_only=dry),
+                lambda d, f, dry: client.update_destination(d, update_mask=f, validate_only=dry),
+            )
+    raise TypeError(type(doc).__name__)

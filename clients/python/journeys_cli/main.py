@@ -1,0 +1,374 @@
+"""The ``journeys`` command line.
+
+Every verb but ``serve`` talks to a running server through
+:class:`journeys_client.JourneysClient`. Errors print the server's message and
+field details and exit non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from google.protobuf.timestamp_pb2 import Timestamp
+from journeys.v1 import journey_pb2
+from journeys_client import (
+    DEFAULT_SERVER,
+    DEFAULT_SPACE,
+    FileFormatError,
+    JourneysClient,
+    JourneysClientError,
+    UnavailableError,
+    dump_documents,
+    load_file,
+)
+from journeys_client.files import Document, to_doc
+
+from journeys_cli.apply import apply_documents
+from journeys_cli.output import FORMATS, emit
+
+__all__ = ["cli", "main"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_STATUS = {
+    journey_pb2.JOURNEY_STATUS_DRAFT: "draft",
+    journey_pb2.JOURNEY_STATUS_PUBLISHED: "published",
+    journey_pb2.JOURNEY_STATUS_PAUSED: "paused",
+    journey_pb2.JOURNEY_STATUS_ARCHIVED: "archived",
+}
+_KINDS = ("journey", "audience", "computed-trait", "destination")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where commands go: the server address and the space."""
+
+    server: str
+    space: str
+
+    def client(self) -> JourneysClient:
+        return JourneysClient(self.server, space=self.space)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _run(coro: Coroutine[Any, Any, T], target: Target) -> T:
+    try:
+        return asyncio.run(coro)
+    except UnavailableError as err:
+        _fail(f"cannot reach the journeys server at {target.server}: {err.message}")
+    except JourneysClientError as err:
+        _fail(str(err))
+    except FileFormatError as err:
+        _fail("the file is not valid:\n" + "\n".join(f"  {p}" for p in err.problems))
+    raise AssertionError("unreachable")
+
+
+def with_client(
+    fn: Callable[..., Awaitable[T]],
+) -> Callable[..., T]:
+    """Runs an async command body with a client for the selected server and space."""
+
+    @functools.wraps(fn)
+    @click.pass_obj
+    def wrapper(target: Target, *args: Any, **kwargs: Any) -> T:
+        async def body() -> T:
+            async with target.client() as client:
+                return await fn(client, *args, **kwargs)
+
+        return _run(body(), target)
+
+    return wrapper
+
+
+def _time(ts: Timestamp) -> str:
+    if not ts.seconds and not ts.nanos:
+        return ""
+    return ts.ToJsonString()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--server",
+    envvar="JOURNEYS_SERVER",
+    default=DEFAULT_SERVER,
+    show_default=True,
+    help="host:port of the journeys server (env JOURNEYS_SERVER).",
+)
+@click.option(
+    "--space",
+    envvar="JOURNEYS_SPACE",
+    default=DEFAULT_SPACE,
+    show_default=True,
+    help="The space to work in (env JOURNEYS_SPACE).",
+)
+@click.version_option(package_name="journeys-engine")
+@click.pass_context
+def cli(ctx: click.Context, server: str, space: str) -> None:
+    """Run and manage a journeys engine: customer journeys in real time.
+
+    \b
+    Example:
+      journeys serve --db ./journeys.db
+      journeys apply -f examples/cart-abandonment.yaml
+      journeys publish cart-abandonment
+    """
+    ctx.obj = Target(server, space)
+
+
+@cli.command()
+@click.option("--db", "db_path", default="./journeys.db", show_default=True, help="SQLite file.")
+@click.option("--host", default="localhost", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=50051, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--manual-clock", is_flag=True, help="Time moves only when a client sets it.")
+@click.option("--fsync", is_flag=True, help="Make every commit power-loss safe.")
+@click.option(
+    "--max-live-journeys",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Published or paused journeys allowed per space.",
+)
+def serve(  # noqa: PLR0917 - one parameter per option
+    db_path: str, host: str, port: int, manual_clock: bool, fsync: bool, max_live_journeys: int
+) -> None:
+    """Run the server on an embedded SQLite database until SIGINT or SIGTERM.
+
+    \b
+    Example:
+      journeys serve --db ./journeys.db --port 50051
+    """
+    from journeys_server import ServerSettings, run
+
+    from journeys_engine.model import Limits
+
+    settings = ServerSettings(
+        db_path=db_path,
+        host=host,
+        port=port,
+        manual_clock=manual_clock,
+        fsync=fsync,
+        limits=Limits(max_live_journeys=max_live_journeys),
+    )
+    sys.exit(run(settings))
+
+
+@cli.command()
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A journey file (YAML or JSON); repeatable.",
+)
+@click.option("--dry-run", is_flag=True, help="Validate on the server; change nothing.")
+@with_client
+async def apply(client: JourneysClient, files: tuple[str, ...], dry_run: bool) -> None:
+    """Create or update the journeys and definitions a file describes.
+
+    Definitions are applied before journeys. Prints one line per document:
+    created, updated (with the fields that changed) or unchanged.
+
+    \b
+    Example:
+      journeys apply -f examples/cart-abandonment.yaml
+    """
+    docs = [doc for path in files for doc in load_file(path)]
+    try:
+        await apply_documents(client, docs, dry_run=dry_run, report=lambda c: click.echo(str(c)))
+    except ValueError as err:
+        _fail(str(err))
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(_KINDS))
+@click.argument("resource_id")
+@click.option("-o", "--output", "fmt", type=click.Choice(("yaml", "json")), default="yaml")
+@with_client
+async def get(client: JourneysClient, kind: str, resource_id: str, fmt: str) -> None:
+    """Print one journey or definition as a journey-file document.
+
+    The output can be edited and applied again.
+
+    \b
+    Example:
+      journeys get journey cart-abandonment > cart.yaml
+    """
+    getters: dict[str, Callable[[str], Awaitable[Document]]] = {
+        "journey": client.get_journey,
+        "audience": client.get_audience,
+        "computed-trait": client.get_computed_trait,
+        "destination": client.get_destination,
+    }
+    found = await getters[kind](resource_id)
+    if fmt == "json":
+        emit("json", to_doc(found, include_output=True))
+    else:
+        click.echo(dump_documents([found], include_output=True).rstrip())
+
+
+@cli.command(name="list")
+@click.argument(
+    "what",
+    type=click.Choice(("spaces", "journeys", "audiences", "computed-traits", "destinations")),
+)
+@click.option("-o", "--output", "fmt", type=click.Choice(FORMATS), default="table")
+@with_client
+async def list_(client: JourneysClient, what: str, fmt: str) -> None:
+    """List the spaces, or the journeys or definitions of the space.
+
+    \b
+    Example:
+      journeys list journeys
+      journeys --space acme list destinations -o json
+    """
+    if what == "spaces":
+        spaces = await client.list_spaces()
+        data = [
+            {"id": s.id, "display_name": s.display_name, "create_time": _time(s.create_time)}
+            for s in spaces
+        ]
+        rows = [(s["id"], s["display_name"], s["create_time"]) for s in data]
+        emit(fmt, data, headers=("id", "name", "created"), rows=rows)
+        return
+    if what == "journeys":
+        journeys = await client.list_journeys()
+        emit(
+            fmt,
+            [to_doc(j, include_output=True) for j in journeys],
+            headers=("id", "name", "status", "steps", "updated"),
+            rows=[
+                (j.id, j.name, _STATUS.get(j.status, "?"), len(j.steps), _time(j.update_time))
+                for j in journeys
+            ],
+        )
+        return
+    if what == "audiences":
+        audiences = await client.list_audiences()
+        rows = [(a.id, a.name, a.condition.text) for a in audiences]
+        emit(fmt, [to_doc(a) for a in audiences], headers=("id", "name", "condition"), rows=rows)
+    elif what == "computed-traits":
+        traits = await client.list_computed_traits()
+        rows = [(t.id, t.name, t.expression.text) for t in traits]
+        emit(fmt, [to_doc(t) for t in traits], headers=("id", "name", "expression"), rows=rows)
+    else:
+        destinations = await client.list_destinations()
+        docs = [to_doc(d) for d in destinations]
+        rows = [(d["id"], d["name"], d.get("type", "")) for d in docs]
+        emit(fmt, docs, headers=("id", "name", "type"), rows=rows)
+
+
+def _lifecycle(verb: str, past: str) -> click.Command:
+    @click.argument("journey_id")
+    @with_client
+    async def command(client: JourneysClient, journey_id: str) -> None:
+        moves = {
+            "publish": client.publish_journey,
+            "pause": client.pause_journey,
+            "resume": client.resume_journey,
+            "archive": client.archive_journey,
+        }
+        journey = await moves[verb](journey_id)
+        click.echo(f"journey/{journey.id} {past}")
+
+    command.__doc__ = _LIFECYCLE_HELP[verb]
+    return cli.command(name=verb)(command)
+
+
+_LIFECYCLE_HELP = {
+    "publish": "Publish a draft: from now on users enter it.\n\n\b\nExample:\n"
+    "  journeys publish cart-abandonment",
+    "pause": "Pause a published journey: runs go on, nobody new enters.\n\n\b\nExample:\n"
+    "  journeys pause cart-abandonment",
+    "resume": "Resume a paused journey.\n\n\b\nExample:\n  journeys resume cart-abandonment",
+    "archive": "Archive a published or paused journey: runs freeze, nothing is sent.\n\n"
+    "\b\nExample:\n  journeys archive cart-abandonment",
+}
+for _verb, _past in (
+    ("publish", "published"),
+    ("pause", "paused"),
+    ("resume", "resumed"),
+    ("archive", "archived"),
+):
+    _lifecycle(_verb, _past)
+
+
+@cli.command()
+@click.argument("journey_id")
+@click.option("--id", "new_id", default="", help="Id for the copy (generated when omitted).")
+@with_client
+async def clone(client: JourneysClient, journey_id: str, new_id: str) -> None:
+    """Copy a journey into a new draft named "Copy of NAME", with new ids and keys.
+
+    \b
+    Example:
+      journeys clone cart-abandonment --id cart-abandonment-v2
+    """
+    copy = await client.clone_journey(journey_id, new_journey_id=new_id)
+    click.echo(f"journey/{copy.id} created (clone of {journey_id})")
+
+
+@cli.command()
+@click.argument("args", nargs=-1, required=True, metavar="[KIND] ID")
+@with_client
+async def delete(client: JourneysClient, args: tuple[str, ...]) -> None:
+    """Delete a journey (any status; nothing is sent), or a definition.
+
+    KIND is journey (the default), audience, computed-trait or destination.
+
+    \b
+    Example:
+      journeys delete cart-abandonment
+      journeys delete destination braze
+    """
+    if len(args) == 1:
+        kind, resource_id = "journey", args[0]
+    elif len(args) == 2 and args[0] in _KINDS:
+        kind, resource_id = args
+    else:
+        raise click.UsageError(f"expected [KIND] ID with KIND one of {', '.join(_KINDS)}")
+    deleters = {
+        "journey": client.delete_journey,
+        "audience": client.delete_audience,
+        "computed-trait": client.delete_computed_trait,
+        "destination": client.delete_destination,
+    }
+    await deleters[kind](resource_id)
+    click.echo(f"{kind}/{resource_id} deleted")
+
+
+@cli.group()
+def space() -> None:
+    """Manage spaces (tenants)."""
+
+
+@space.command(name="create")
+@click.argument("space_id")
+@click.option("--display-name", default="", help="A human-readable name.")
+@with_client
+async def space_create(client: JourneysClient, space_id: str, display_name: str) -> None:
+    """Create a space.
+
+    \b
+    Example:
+      journeys space create acme --display-name "Acme Inc."
+    """
+    created = await client.create_space(space_id, display_name)
+    click.echo(f"space/{created.id} created")
+
+
+def main() -> None:
+    """Entry point of the ``journeys`` console script."""
+    cli(prog_name="journeys")

@@ -1,0 +1,40 @@
+"""Python client for the journeys engine's gRPC API (``journeys.v1``)."""
+
+from journeys_client.client import DEFAULT_SERVER, DEFAULT_SPACE, JourneysClient
+from journeys_client.errors import (
+    AlreadyExistsError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    FieldViolation,
+    InvalidArgumentError,
+    JourneysClientError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionViolation,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from journeys_client.files import FileFormatError, dump_documents, load_file, parse_documents
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "DEFAULT_SPACE",
+    "AlreadyExistsError",
+    "DeadlineExceededError",
+    "FailedPreconditionError",
+    "FieldViolation",
+    "FileFormatError",
+    "InvalidArgumentError",
+    "JourneysClient",
+    "JourneysClientError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PreconditionViolation",
+    "ResourceExhaustedError",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "dump_documents",
+    "load_file",
+    "parse_documents",
+]

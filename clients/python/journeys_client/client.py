@@ -1,0 +1,412 @@
+"""An asyncio client for the journeys.v1 API.
+
+Example::
+
+    async with JourneysClient("localhost:50051", space="default") as client:
+        journey = await client.get_journey("cart-abandonment")
+        await client.publish_journey(journey.id)
+
+Every method raises a :class:`~journeys_client.errors.JourneysClientError`
+subclass on failure, carrying the server's field-level details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
+from journeys.v1 import (
+    definition_pb2,
+    definition_pb2_grpc,
+    journey_pb2,
+    journey_pb2_grpc,
+    space_pb2,
+    space_pb2_grpc,
+)
+
+from journeys_client.errors import from_rpc_error
+
+__all__ = ["DEFAULT_SERVER", "DEFAULT_SPACE", "JourneysClient"]
+
+DEFAULT_SERVER = "localhost:50051"
+DEFAULT_SPACE = "default"
+
+T = TypeVar("T")
+
+
+class JourneysClient:
+    """A connection to a journeys server, scoped to one space by default.
+
+    Args:
+        target: ``host:port`` of the server.
+        space: The space calls use unless they name another.
+        timeout: Seconds each call may take.
+        channel: An existing channel to use instead of opening one.
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_SERVER,
+        *,
+        space: str = DEFAULT_SPACE,
+        timeout: float = 30.0,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self.target = target
+        self.space = space
+        self.timeout = timeout
+        self._channel = channel or grpc.aio.insecure_channel(target)
+        self._spaces = space_pb2_grpc.SpaceServiceStub(self._channel)
+        self._journeys = journey_pb2_grpc.JourneyServiceStub(self._channel)
+        self._definitions = definition_pb2_grpc.DefinitionServiceStub(self._channel)
+
+    async def close(self) -> None:
+        """Closes the channel."""
+        await self._channel.close()
+
+    async def __aenter__(self) -> JourneysClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, rpc: Callable[..., Awaitable[T]], request: object) -> T:
+        try:
+            return await rpc(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def _all(self, fetch: Callable[[str], Awaitable[tuple[Sequence[T], str]]]) -> list[T]:
+        items: list[T] = []
+        token = ""
+        while True:
+            page, token = await fetch(token)
+            items.extend(page)
+            if not token:
+                return items
+
+    def _space(self, space: str | None) -> str:
+        return self.space if space is None else space
+
+    # Spaces
+
+    async def create_space(self, space_id: str, display_name: str = "") -> space_pb2.Space:
+        """Creates a space."""
+        request = space_pb2.CreateSpaceRequest(
+            space=space_pb2.Space(id=space_id, display_name=display_name)
+        )
+        response = await self._call(self._spaces.CreateSpace, request)
+        return response.space
+
+    async def get_space(self, space_id: str | None = None) -> space_pb2.Space:
+        """Reads a space (the client's by default)."""
+        request = space_pb2.GetSpaceRequest(space_id=self._space(space_id))
+        return (await self._call(self._spaces.GetSpace, request)).space
+
+    async def list_spaces(self) -> list[space_pb2.Space]:
+        """Every space, in creation order."""
+
+        async def fetch(token: str) -> tuple[Sequence[space_pb2.Space], str]:
+            request = space_pb2.ListSpacesRequest(page_token=token, page_size=1000)
+            response = await self._call(self._spaces.ListSpaces, request)
+            return response.spaces, response.next_page_token
+
+        return await self._all(fetch)
+
+    # Journeys
+
+    async def create_journey(
+        self,
+        journey: journey_pb2.Journey,
+        *,
+        journey_id: str = "",
+        validate_only: bool = False,
+        space: str | None = None,
+    ) -> journey_pb2.CreateJourneyResponse:
+        """Creates a draft journey; the response carries it and any warnings."""
+        request = journey_pb2.CreateJourneyRequest(
+            space_id=self._space(space),
+            journey=journey,
+            journey_id=journey_id,
+            validate_only=validate_only,
+        )
+        return await self._call(self._journeys.CreateJourney, request)
+
+    async def get_journey(
+        self, journey_id: str, *, space: str | None = None
+    ) -> journey_pb2.Journey:
+        """Reads one journey."""
+        request = journey_pb2.GetJourneyRequest(space_id=self._space(space), journey_id=journey_id)
+        return (await self._call(self._journeys.GetJourney, request)).journey
+
+    async def list_journeys(
+        self,
+        *,
+        status: journey_pb2.JourneyStatus.ValueType = journey_pb2.JOURNEY_STATUS_UNSPECIFIED,
+        space: str | None = None,
+    ) -> list[journey_pb2.Journey]:
+        """Every journey of the space (of one status when given), in creation order."""
+
+        async def fetch(token: str) -> tuple[Sequence[journey_pb2.Journey], str]:
+            request = journey_pb2.ListJourneysRequest(
+                space_id=self._space(space), page_token=token, page_size=1000, status=status
+            )
+            response = await self._call(self._journeys.ListJourneys, request)
+            return response.journeys, response.next_page_token
+
+        return await self._all(fetch)
+
+    async def update_journey(
+        self,
+        journey: journey_pb2.Journey,
+        *,
+        update_mask: Sequence[str] = (),
+        validate_only: bool = False,
+        space: str | None = None,
+    ) -> journey_pb2.UpdateJourneyResponse:
+        """Replaces the masked fields (name, description, settings, steps; all when empty)."""
+        request = journey_pb2.UpdateJourneyRequest(
+            space_id=self._space(space),
+            journey=journey,
+            update_mask=FieldMask(paths=list(update_mask)),
+            validate_only=validate_only,
+        )
+        return await self._call(self._journeys.UpdateJourney, request)
+
+    async def delete_journey(self, journey_id: str, *, space: str | None = None) -> None:
+        """Deletes a journey and its runs."""
+        request = journey_pb2.DeleteJourneyRequest(
+            space_id=self._space(space), journey_id=journey_id
+        )
+        await self._call(self._journeys.DeleteJourney, request)
+
+    async def publish_journey(
+        self, journey_id: str, *, space: str | None = None
+    ) -> journey_pb2.Journey:
+        """draft -> published."""
+        request = journey_pb2.PublishJourneyRequest(
+            space_id=self._space(space), journey_id=journey_id
+        )
+        return (await self._call(self._journeys.PublishJourney, request)).journey
+
+    async def pause_journey(
+        self, journey_id: str, *, space: str | None = None
+    ) -> journey_pb2.Journey:
+        """published -> paused."""
+        request = journey_pb2.PauseJourneyRequest(
+            space_id=self._space(space), journey_id=journey_id
+        )
+        return (await self._call(self._journeys.PauseJourney, request)).journey
+
+    async def resume_journey(
+        self, journey_id: str, *, space: str | None = None
+    ) -> journey_pb2.Journey:
+        """paused -> published."""
+        request = journey_pb2.ResumeJourneyRequest(
+            space_id=self._space(space), journey_id=journey_id
+        )
+        return (await self._call(self._journeys.ResumeJourney, request)).journey
+
+    async def archive_journey(
+        self, journey_id: str, *, space: str | None = None
+    ) -> journey_pb2.Journey:
+        """published or paused -> archived."""
+        request = journey_pb2.ArchiveJourneyRequest(
+            space_id=self._space(space), journey_id=journey_id
+        )
+        return (await self._call(self._journeys.ArchiveJourney, request)).journey
+
+    async def clone_journey(
+        self, journey_id: str, *, new_journey_id: str = "", space: str | None = None
+    ) -> journey_pb2.Journey:
+        """Copies a journey into a new draft."""
+        request = journey_pb2.CloneJourneyRequest(
+            space_id=self._space(space), journey_id=journey_id, new_journey_id=new_journey_id
+        )
+        return (await self._call(self._journeys.CloneJourney, request)).journey
+
+    # Audiences
+
+    async def create_audience(
+        self,
+        audience: definition_pb2.Audience,
+        *,
+        validate_only: bool = False,
+        space: str | None = None,
+    ) -> definition_pb2.Audience:
+        """Creates an audience."""
+        request = definition_pb2.CreateAudienceRequest(
+            space_id=self._space(space), audience=audience, validate_only=validate_only
+        )
+        return (await self._call(self._definitions.CreateAudience, request)).audience
+
+    async def get_audience(
+        self, audience_id: str, *, space: str | None = None
+    ) -> definition_pb2.Audience:
+        """Reads an audience."""
+        request = definition_pb2.GetAudienceRequest(
+            space_id=self._space(space), audience_id=audience_id
+        )
+        return (await self._call(self._definitions.GetAudience, request)).audience
+
+    async def list_audiences(self, *, space: str | None = None) -> list[definition_pb2.Audience]:
+        """Every audience of the space."""
+
+        async def fetch(token: str) -> tuple[Sequence[definition_pb2.Audience], str]:
+            request = definition_pb2.ListAudiencesRequest(
+                space_id=self._space(space), page_token=token, page_size=1000
+            )
+            response = await self._call(self._definitions.ListAudiences, request)
+            return response.audiences, response.next_page_token
+
+        return await self._all(fetch)
+
+    async def update_audience(
+        self,
+        audience: definition_pb2.Audience,
+        *,
+        update_mask: Sequence[str] = (),
+        validate_only: bool = False,
+        space: str | None = None,
+    ) -> definition_pb2.Audience:
+        """Replaces the masked fields (name, description, condition; all when empty)."""
+        request = definition_pb2.UpdateAudienceRequest(
+            space_id=self._space(space),
+            audience=audience,
+            update_mask=FieldMask(paths=list(update_mask)),
+            validate_only=validate_only,
+        )
+        return (await self._call(self._definitions.UpdateAudience, request)).audience
+
+    async def delete_audience(self, audience_id: str, *, space: str | None = None) -> None:
+        """Deletes an audience no live journey uses."""
+        request = definition_pb2.DeleteAudienceRequest(
+            space_id=self._space(space), audience_id=audience_id
+        )
+        await self._call(self._definitions.DeleteAudience, request)
+
+    # Computed traits
+
+    async def create_computed_trait(
+        self,
+        trait: definition_pb2.ComputedTrait,
+        *,
+        validate_only: bool = False,
+        space: str | None = None,
+    ) -> definition_pb2.ComputedTrait:
+        """Creates a computed trait."""
+        request = definition_pb2.CreateComputedTraitRequest(
+            space_id=self._space(space), computed_trait=trait, validate_only=validate_only
+        )
+        return (await self._call(self._definitions.CreateComputedTrait, request)).computed_trait
+
+    async def get_computed_trait(
+        self, trait_id: str, *, space: str | None = None
+    ) -> definition_pb2.ComputedTrait:
+        """Reads a computed trait."""
+        request = definition_pb2.GetComputedTraitRequest(
+            space_id=self._space(space), computed_trait_id=trait_id
+        )
+        return (await self._call(self._definitions.GetComputedTrait, request)).computed_trait
+
+    async def list_computed_traits(
+        self, *, space: str | None = None
+    ) -> list[definition_pb2.ComputedTrait]:
+        """Every computed trait of the space."""
+
+        async def fetch(token: str) -> tuple[Sequence[definition_pb2.ComputedTrait], str]:
+            request = definition_pb2.ListComputedTraitsRequest(
+                space_id=self._space(space), page_token=token, page_size=1000
+            )
+            response = await self._call(self._definitions.ListComputedTraits, request)
+            return response.computed_traits, response.next_page_token
+
+        return await self._all(fetch)
+
+    async def update_computed_trait(
+        self,
+        trait: definition_pb2.ComputedTrait,
+        *,
+        update_mask: Sequence[str] = (),
+        validate_only: bool = False,
+        space: str | None = None,
+    ) -> definition_pb2.ComputedTrait:
+        """Replaces the masked fields (name, description, expression; all when empty)."""
+        request = definition_pb2.UpdateComputedTraitRequest(
+            space_id=self._space(space),
+            computed_trait=trait,
+            update_mask=FieldMask(paths=list(update_mask)),
+            validate_only=validate_only,
+        )
+        return (await self._call(self._definitions.UpdateComputedTrait, request)).computed_trait
+
+    async def delete_computed_trait(self, trait_id: str, *, space: str | None = None) -> None:
+        """Deletes a computed trait nothing live uses."""
+        request = definition_pb2.DeleteComputedTraitRequest(
+            space_id=self._space(space), computed_trait_id=trait_id
+        )
+        await self._call(self._definitions.DeleteComputedTrait, request)
+
+    # Destinations
+
+    async def create_destination(
+        self,
+        destination: definition_pb2.Destination,
+        *,
+        validate_only: bool = False,
+        space: str | None = None,
+    ) -> definition_pb2.Destination:
+        """Creates a destination."""
+        request = definition_pb2.CreateDestinationRequest(
+            space_id=self._space(space), destination=destination, validate_only=validate_only
+        )
+        return (await self._call(self._definitions.CreateDestination, request)).destination
+
+    async def get_destination(
+        self, destination_id: str, *, space: str | None = None
+    ) -> definition_pb2.Destination:
+        """Reads a destination."""
+        request = definition_pb2.GetDestinationRequest(
+            space_id=self._space(space), destination_id=destination_id
+        )
+        return (await self._call(self._definitions.GetDestination, request)).destination
+
+    async def list_destinations(
+        self, *, space: str | None = None
+    ) -> list[definition_pb2.Destination]:
+        """Every destination of the space."""
+
+        async def fetch(token: str) -> tuple[Sequence[definition_pb2.Destination], str]:
+            request = definition_pb2.ListDestinationsRequest(
+                space_id=self._space(space), page_token=token, page_size=1000
+            )
+            response = await self._call(self._definitions.ListDestinations, request)
+            return response.destinations, response.next_page_token
+
+        return await self._all(fetch)
+
+    async def update_destination(
+        self,
+        destination: definition_pb2.Destination,
+        *,
+        update_mask: Sequence[str] = (),
+        validate_only: bool = False,
+        space: str | None = None,
+    ) -> definition_pb2.Destination:
+        """Renames a destination (its kind and event mode are fixed)."""
+        request = definition_pb2.UpdateDestinationRequest(
+            space_id=self._space(space),
+            destination=destination,
+            update_mask=FieldMask(paths=list(update_mask)),
+            validate_only=validate_only,
+        )
+        return (await self._call(self._definitions.UpdateDestination, request)).destination
+
+    async def delete_destination(self, destination_id: str, *, space: str | None = None) -> None:
+        """Deletes a destination no live journey uses."""
+        request = definition_pb2.DeleteDestinationRequest(
+            space_id=self._space(space), destination_id=destination_id
+        )
+        await self._call(self._definitions.DeleteDestination, request)

@@ -1,0 +1,46 @@
+"""The journeys engine: moves users through customer journeys in real time.
+
+The engine imports no gRPC; the server under ``server/`` adapts it to the
+``journeys.v1`` protobuf API. Public names are re-exported here.
+"""
+
+from journeys_engine.catalog import DEFAULT_SPACE, Page, Saved
+from journeys_engine.clock import Clock, ManualClock, SystemClock
+from journeys_engine.engine import Engine, EngineSettings
+from journeys_engine.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    FieldViolation,
+    InUseError,
+    InvalidArgumentError,
+    JourneysError,
+    LifecycleError,
+    LimitExceededError,
+    NotFoundError,
+    PreconditionViolation,
+    StorageError,
+)
+from journeys_engine.model.lifecycle import Move
+
+__all__ = [
+    "DEFAULT_SPACE",
+    "AlreadyExistsError",
+    "Clock",
+    "Engine",
+    "EngineSettings",
+    "FailedPreconditionError",
+    "FieldViolation",
+    "InUseError",
+    "InvalidArgumentError",
+    "JourneysError",
+    "LifecycleError",
+    "LimitExceededError",
+    "ManualClock",
+    "Move",
+    "NotFoundError",
+    "Page",
+    "PreconditionViolation",
+    "Saved",
+    "StorageError",
+    "SystemClock",
+]

@@ -1,0 +1,71 @@
+"""The injected clock: the only source of "now" in the engine.
+
+Time is integer milliseconds since the Unix epoch, UTC. Engine code never reads
+``time.time()`` or the event loop's clock for business time; it asks a
+:class:`Clock`. :class:`SystemClock` follows the wall clock, :class:`ManualClock`
+moves only when told to (tests, the simulator, a server in manual-clock mode).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+__all__ = ["Clock", "ManualClock", "SystemClock", "format_ms", "parse_iso_ms"]
+
+
+class Clock(Protocol):
+    """Where the engine reads the current time."""
+
+    def now_ms(self) -> int:
+        """Milliseconds since the Unix epoch, UTC."""
+        ...
+
+
+class SystemClock:
+    """The wall clock."""
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+class ManualClock:
+    """A clock that moves only when set or advanced; never backwards."""
+
+    def __init__(self, start_ms: int) -> None:
+        self._now = start_ms
+
+    def now_ms(self) -> int:
+        return self._now
+
+    def set(self, ms: int) -> None:
+        """Moves the clock to ``ms``; refuses to go backwards."""
+        if ms < self._now:
+            raise ValueError(f"cannot move the clock backwards ({format_ms(ms)} < now)")
+        self._now = ms
+
+    def advance(self, ms: int) -> None:
+        """Moves the clock forward by ``ms`` milliseconds."""
+        if ms < 0:
+            raise ValueError("cannot advance the clock by a negative duration")
+        self._now += ms
+
+
+def format_ms(ms: int) -> str:
+    """ISO 8601 UTC with milliseconds and ``Z``, e.g. ``2026-01-02T03:04:05.006Z``."""
+    dt = datetime.fromtimestamp(ms // 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+
+
+def parse_iso_ms(text: str) -> int:
+    """Parses an ISO 8601 instant to epoch milliseconds; a missing offset means UTC.
+
+    Raises:
+        ValueError: ``text`` is not an ISO 8601 date or date-time.
+    """
+    dt = datetime.fromisoformat(text.strip())
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000

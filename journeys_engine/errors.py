@@ -1,0 +1,132 @@
+"""The engine's exceptions: one root, a small tree, structured fields.
+
+::
+
+    JourneysError
+    ├── InvalidArgumentError      bad input; ``violations`` names every field
+    ├── NotFoundError             ``kind`` and ``id`` of what is missing
+    ├── AlreadyExistsError        ``kind`` and ``id`` of what is taken
+    ├── FailedPreconditionError   refused in the current state; ``violations``
+    │   ├── LifecycleError        a lifecycle move or edit the status forbids
+    │   ├── LimitExceededError    a space-level limit, e.g. live journeys
+    │   └── InUseError            a definition still used by others
+    └── StorageError              the database cannot be opened or used
+
+The gRPC edge maps each class to one status code; nothing here knows gRPC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "AlreadyExistsError",
+    "FailedPreconditionError",
+    "FieldViolation",
+    "InUseError",
+    "InvalidArgumentError",
+    "JourneysError",
+    "LifecycleError",
+    "LimitExceededError",
+    "NotFoundError",
+    "PreconditionViolation",
+    "StorageError",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One problem with one input field.
+
+    Attributes:
+        field: Path of the field in the request, e.g. ``journey.steps[2].name``.
+        description: What is wrong, as a sentence.
+    """
+
+    field: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreconditionViolation:
+    """One reason a request is refused in the current state.
+
+    Attributes:
+        type: A stable upper-case tag, e.g. ``JOURNEY_PUBLISHED``.
+        subject: What the violation is about, e.g. a field path or ``journey/ID``.
+        description: What is wrong, as a sentence.
+    """
+
+    type: str
+    subject: str
+    description: str
+
+
+class JourneysError(Exception):
+    """The root of every error the engine raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgumentError(JourneysError):
+    """The input is invalid; nothing was written."""
+
+    def __init__(self, violations: Iterable[FieldViolation], message: str = "") -> None:
+        self.violations = tuple(violations)
+        if not message:
+            message = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(message or "invalid argument")
+
+    @classmethod
+    def single(cls, field: str, description: str) -> InvalidArgumentError:
+        """An error with one violation."""
+        return cls([FieldViolation(field, description)])
+
+
+class NotFoundError(JourneysError):
+    """A named resource does not exist."""
+
+    def __init__(self, *, kind: str, id: str, space_id: str | None = None) -> None:
+        self.kind = kind
+        self.id = id
+        self.space_id = space_id
+        where = f" in space {space_id!r}" if space_id is not None else ""
+        super().__init__(f"{kind} {id!r} not found{where}")
+
+
+class AlreadyExistsError(JourneysError):
+    """A resource with that id exists already."""
+
+    def __init__(self, *, kind: str, id: str, space_id: str | None = None) -> None:
+        self.kind = kind
+        self.id = id
+        self.space_id = space_id
+        where = f" in space {space_id!r}" if space_id is not None else ""
+        super().__init__(f"{kind} {id!r} already exists{where}")
+
+
+class FailedPreconditionError(JourneysError):
+    """The request is well-formed but the current state does not allow it."""
+
+    def __init__(self, message: str, violations: Iterable[PreconditionViolation] = ()) -> None:
+        self.violations = tuple(violations)
+        super().__init__(message)
+
+
+class LifecycleError(FailedPreconditionError):
+    """A lifecycle move or an edit that the journey's status forbids."""
+
+
+class LimitExceededError(FailedPreconditionError):
+    """A space-level limit would be passed (e.g. published journeys)."""
+
+
+class InUseError(FailedPreconditionError):
+    """A definition cannot be deleted while others use it."""
+
+
+class StorageError(JourneysError):
+    """The database cannot be opened or used (corrupt, unwritable, too new)."""

@@ -1,0 +1,185 @@
+"""The SQLite database: opening, pragmas, schema migrations, transactions.
+
+One file holds a server's whole state. It runs in WAL mode with
+``synchronous=NORMAL`` (durable across a killed process) or ``FULL`` (also across
+power loss). The schema version lives in ``PRAGMA user_version`` and migrates
+forward on open; a database written by a newer server is refused untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from journeys_engine.errors import StorageError
+from journeys_engine.store.schema import MIGRATIONS
+
+__all__ = ["SCHEMA_VERSION", "Database"]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Database:
+    """An open database. Use :meth:`open`; close with :meth:`close` or ``async with``.
+
+    Every read and write of the catalog goes through :meth:`transaction` (writes)
+    or :meth:`read`, which serialise on one lock so that a read never sees
+    another operation's uncommitted rows.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, fsync: bool = False) -> Database:
+        """Opens (creating when missing) and migrates the database at ``path``.
+
+        Args:
+            path: The database file, or ``:memory:``.
+            fsync: ``synchronous=FULL`` (power-loss safe) instead of ``NORMAL``.
+
+        Raises:
+            StorageError: the file is not a usable database of a known version.
+        """
+        name = os.fspath(path)
+        if name != ":memory:":
+            _create_owner_only(Path(name))
+        try:
+            conn = await aiosqlite.connect(name, isolation_level=None)
+        except (sqlite3.Error, OSError) as err:
+            raise StorageError(f"cannot open database {name!r}: {err}") from err
+        db = cls(conn, name)
+        try:
+            await db._prepare(fsync=fsync)
+        except sqlite3.DatabaseError as err:
+            await conn.close()
+            raise StorageError(f"database {name!r} cannot be used: {err}") from err
+        except StorageError:
+            await conn.close()
+            raise
+        return db
+
+    async def _prepare(self, *, fsync: bool) -> None:
+        conn = self._conn
+        version = await self._scalar("PRAGMA user_version")
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"database {self.path!r} has schema version {version}, newer than this "
+                f"server understands ({SCHEMA_VERSION}); upgrade the server. "
+                "The file was not changed."
+            )
+        if self.path != ":memory:":
+            mode = await self._scalar_text("PRAGMA journal_mode=WAL")
+            if mode.lower() != "wal":
+                raise StorageError(f"database {self.path!r} cannot use WAL mode (got {mode})")
+        await conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            async with self.transaction() as tx:
+                await tx.executescript_in_transaction(MIGRATIONS[target - 1])
+                await tx.execute(f"PRAGMA user_version={target}")
+
+    async def _scalar(self, sql: str) -> int:
+        async with self._conn.execute(sql) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row is not None else 0
+
+    async def _scalar_text(self, sql: str) -> str:
+        async with self._conn.execute(sql) as cursor:
+            row = await cursor.fetchone()
+        return str(row[0]) if row is not None else ""
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A write transaction (``BEGIN IMMEDIATE``), committed when the block ends.
+
+        Any exception rolls it back and propagates.
+        """
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            committed = False
+            try:
+                yield Tx(self._conn)
+                await self._conn.execute("COMMIT")
+                committed = True
+            finally:
+                if not committed:
+                    await self._conn.execute("ROLLBACK")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        """Serialised reads outside any write transaction."""
+        async with self._lock:
+            yield Tx(self._conn)
+
+    async def close(self) -> None:
+        """Closes the connection; idempotent."""
+        async with self._lock:
+            await self._conn.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class Tx:
+    """Statement helpers bound to the connection inside a transaction or read."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        """Runs one statement; returns the number of rows it changed."""
+        async with self._conn.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def executemany(self, sql: str, rows: list[tuple[object, ...]]) -> None:
+        """Runs one statement for each row."""
+        await self._conn.executemany(sql, rows)
+
+    async def executescript_in_transaction(self, script: str) -> None:
+        """Runs ``;``-separated DDL statements without committing."""
+        for statement in script.split(";"):
+            if statement.strip():
+                await self._conn.execute(statement)
+
+    async def fetchone(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Row | None:
+        """The first row of a query, or None."""
+        async with self._conn.execute(sql, params) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+            return row
+
+    async def fetchall(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        """Every row of a query."""
+        async with self._conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def insert(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        """Runs an INSERT; returns the new row's rowid."""
+        async with self._conn.execute(sql, params) as cursor:
+            rowid = cursor.lastrowid
+        if rowid is None:
+            raise StorageError("insert returned no row id")
+        return rowid
+
+
+def _create_owner_only(path: Path) -> None:
+    """Creates a missing database file readable by its owner alone."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as err:
+        raise StorageError(f"cannot create database {str(path)!r}: {err.strerror}") from err
+    os.close(fd)

@@ -1,0 +1,1 @@
+"""Generated Python code for the journeys protobuf API (see ``journeys.v1``)."""

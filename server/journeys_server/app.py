@@ -1,0 +1,197 @@
+"""The gRPC server: services, health, reflection, start and two-phase stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from journeys.v1 import (
+    definition_pb2,
+    definition_pb2_grpc,
+    journey_pb2,
+    journey_pb2_grpc,
+    space_pb2,
+    space_pb2_grpc,
+)
+
+from journeys_engine import Clock, Engine, EngineSettings, StorageError
+from journeys_engine.model import Limits
+from journeys_server.interceptor import AllowAll, AuthorizationInterceptor, Authorizer
+from journeys_server.services.definitions import DefinitionServicer
+from journeys_server.services.journeys import JourneyServicer
+from journeys_server.services.spaces import SpaceServicer
+
+__all__ = ["SERVICE_NAMES", "JourneysServer", "ServerSettings", "run"]
+
+log = logging.getLogger("journeys_server")
+
+SERVICE_NAMES: tuple[str, ...] = (
+    space_pb2.DESCRIPTOR.services_by_name["SpaceService"].full_name,
+    journey_pb2.DESCRIPTOR.services_by_name["JourneyService"].full_name,
+    definition_pb2.DESCRIPTOR.services_by_name["DefinitionService"].full_name,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """How the server runs.
+
+    Attributes:
+        db_path: The SQLite database file (created when missing).
+        host: The interface to listen on.
+        port: The port; 0 picks a free one.
+        manual_clock: Run on a manual clock (tests, demos).
+        fsync: Power-loss-safe commits.
+        limits: Size and count limits.
+        grace_seconds: How long a graceful stop waits for calls in flight.
+    """
+
+    db_path: str = "journeys.db"
+    host: str = "localhost"
+    port: int = 50051
+    manual_clock: bool = False
+    fsync: bool = False
+    limits: Limits = field(default_factory=Limits)
+    grace_seconds: float = 5.0
+
+
+class JourneysServer:
+    """A running server: an engine behind a gRPC port.
+
+    Start with :meth:`start`; stop with :meth:`stop` (idempotent) or ``async with``.
+    """
+
+    def __init__(
+        self, engine: Engine, server: grpc.aio.Server, port: int, settings: ServerSettings
+    ):
+        self.engine = engine
+        self.port = port
+        self.settings = settings
+        self._server = server
+        self._stopped = asyncio.Event()
+        self._stopping = False
+
+    @classmethod
+    async def start(
+        cls,
+        settings: ServerSettings,
+        *,
+        clock: Clock | None = None,
+        authorizer: Authorizer | None = None,
+    ) -> JourneysServer:
+        """Opens the engine, binds the port and starts serving.
+
+        Raises:
+            StorageError: the database cannot be used.
+            OSError: the address cannot be bound.
+        """
+        engine = await Engine.open(
+            settings.db_path,
+            settings=EngineSettings(
+                limits=settings.limits, fsync=settings.fsync, manual_clock=settings.manual_clock
+            ),
+            clock=clock,
+        )
+        try:
+            server = grpc.aio.server(
+                interceptors=[AuthorizationInterceptor(authorizer or AllowAll())]
+            )
+            space_pb2_grpc.add_SpaceServiceServicer_to_server(SpaceServicer(engine), server)
+            journey_pb2_grpc.add_JourneyServiceServicer_to_server(JourneyServicer(engine), server)
+            definition_pb2_grpc.add_DefinitionServiceServicer_to_server(
+                DefinitionServicer(engine), server
+            )
+            health_servicer = health.aio.HealthServicer()
+            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+            reflection.enable_server_reflection(
+                (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
+            address = f"{settings.host}:{settings.port}"
+            try:
+                port = server.add_insecure_port(address)
+            except RuntimeError as err:
+                raise OSError(f"cannot listen on {address}: {err}") from err
+            await server.start()
+            for name in ("", *SERVICE_NAMES):
+                await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        except BaseException:
+            await engine.close()
+            raise
+        return cls(engine, server, port, settings)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops taking calls, lets calls in flight finish, then closes the engine."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        try:
+            await self._server.stop(self.settings.grace_seconds if grace is None else grace)
+        finally:
+            await self.engine.close()
+            self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        """Returns once :meth:`stop` has finished."""
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> JourneysServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def _serve(settings: ServerSettings) -> None:
+    server = await JourneysServer.start(settings)
+    clock = "manual clock" if settings.manual_clock else "system clock"
+    print(
+        f"journeys server listening on {settings.host}:{server.port} "
+        f"(database {settings.db_path}, {clock})",
+        flush=True,
+    )
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop_requested.is_set():
+            log.warning("second signal: exiting now")
+            os._exit(130)
+        log.info("stopping: finishing calls in flight (signal again to exit at once)")
+        stop_requested.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await stop_requested.wait()
+    finally:
+        await server.stop()
+    print("journeys server stopped", flush=True)
+
+
+def run(settings: ServerSettings) -> int:
+    """Runs a server until SIGINT or SIGTERM; returns the process exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    loop_factory = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(_serve(settings))
+    except StorageError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,1 @@
+"""One servicer per journeys.v1 service."""
