@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from journeys_engine.catalog.masks import mask_paths
 from journeys_engine.catalog.paging import Page, PageRequest
-from journeys_engine.catalog.spaces import CatalogContext, require_space
+from journeys_engine.catalog.spaces import CatalogContext
 from journeys_engine.errors import (
     AlreadyExistsError,
     FieldViolation,
@@ -71,6 +71,7 @@ class Definitions:
             NotFoundError: the space does not exist.
             AlreadyExistsError: the id is taken.
         """
+        await self._ctx.check_space(space_id)
         kind = definition.KIND
         field = kind.value
         if definition.id:
@@ -79,7 +80,6 @@ class Definitions:
                 raise InvalidArgumentError.single(f"{field}.id", problem)
         async with self._ctx.db.transaction() as tx:
             rows = CatalogRows(tx)
-            await require_space(rows, space_id)
             def_id = definition.id or new_id(_PREFIX[kind])
             if await rows.get_definition(space_id, kind, def_id) is not None:
                 raise AlreadyExistsError(kind=kind.value, id=def_id, space_id=space_id)
@@ -95,6 +95,7 @@ class Definitions:
 
     async def get(self, space_id: str, kind: DefinitionKind, def_id: str) -> Definition:
         """One definition, or NOT_FOUND."""
+        await self._ctx.check_space(space_id)
         async with self._ctx.db.read() as tx:
             return await self._load(CatalogRows(tx), space_id, kind, def_id)
 
@@ -102,10 +103,10 @@ class Definitions:
         self, space_id: str, kind: DefinitionKind, *, page_size: int = 0, page_token: str = ""
     ) -> Page[Definition]:
         """A space's definitions of one kind, in creation order."""
+        await self._ctx.check_space(space_id)
         request = PageRequest.parse(page_size, page_token)
         async with self._ctx.db.read() as tx:
             rows = CatalogRows(tx)
-            await require_space(rows, space_id)
             found = await rows.list_definitions(space_id, kind, request.after, request.size + 1)
         return request.page(found)
 
@@ -123,6 +124,7 @@ class Definitions:
             InvalidArgumentError: a bad mask or invalid content; nothing is written.
             NotFoundError: no such space or definition.
         """
+        await self._ctx.check_space(space_id)
         kind = definition.KIND
         fixed = ("kind", "event_mode") if kind is DefinitionKind.DESTINATION else ()
         paths = mask_paths(update_mask, MASK_PATHS[kind], fixed=fixed)
@@ -148,6 +150,7 @@ class Definitions:
             NotFoundError: no such space or definition.
             InUseError: naming every journey and definition that uses it.
         """
+        await self._ctx.check_space(space_id)
         async with self._ctx.db.transaction() as tx:
             rows = CatalogRows(tx)
             await self._load(rows, space_id, kind, def_id)
@@ -169,7 +172,6 @@ class Definitions:
     async def _load(
         self, rows: CatalogRows, space_id: str, kind: DefinitionKind, def_id: str
     ) -> Definition:
-        await require_space(rows, space_id)
         if not def_id:
             raise InvalidArgumentError.single(f"{kind.value}_id", "is required")
         found = await rows.get_definition(space_id, kind, def_id)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from journeys_engine.catalog.masks import mask_paths
 from journeys_engine.catalog.paging import Page, PageRequest
-from journeys_engine.catalog.spaces import CatalogContext, require_space
+from journeys_engine.catalog.spaces import CatalogContext
 from journeys_engine.errors import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -74,6 +74,7 @@ class Journeys:
             NotFoundError: the space does not exist.
             AlreadyExistsError: the id is taken.
         """
+        await self._ctx.check_space(space_id)
         if journey_id and journey.id and journey_id != journey.id:
             raise InvalidArgumentError.single(
                 "journey.id", f"is {journey.id!r} but journey_id is {journey_id!r}"
@@ -86,7 +87,6 @@ class Journeys:
                 raise InvalidArgumentError.single(id_field, problem)
         async with self._ctx.db.transaction() as tx:
             rows = CatalogRows(tx)
-            await require_space(rows, space_id)
             chosen = chosen or new_id("jr")
             if await rows.get_journey(space_id, chosen) is not None:
                 raise AlreadyExistsError(kind="journey", id=chosen, space_id=space_id)
@@ -108,6 +108,7 @@ class Journeys:
 
     async def get(self, space_id: str, journey_id: str) -> Journey:
         """One journey, or NOT_FOUND."""
+        await self._ctx.check_space(space_id)
         async with self._ctx.db.read() as tx:
             return await self._load(CatalogRows(tx), space_id, journey_id)
 
@@ -120,10 +121,10 @@ class Journeys:
         page_token: str = "",
     ) -> Page[Journey]:
         """A space's journeys in creation order, optionally of one status."""
+        await self._ctx.check_space(space_id)
         request = PageRequest.parse(page_size, page_token)
         async with self._ctx.db.read() as tx:
             rows = CatalogRows(tx)
-            await require_space(rows, space_id)
             found = await rows.list_journeys(space_id, status, request.after, request.size + 1)
         return request.page(found)
 
@@ -142,6 +143,7 @@ class Journeys:
             NotFoundError: no such space or journey.
             LifecycleError: the journey's status does not allow the change.
         """
+        await self._ctx.check_space(space_id)
         paths = mask_paths(update_mask, JOURNEY_MASK_PATHS)
         if not journey.id:
             raise InvalidArgumentError.single("journey.id", "is required")
@@ -161,6 +163,7 @@ class Journeys:
 
     async def delete(self, space_id: str, journey_id: str) -> Journey:
         """Deletes a journey of any status; returns what was deleted."""
+        await self._ctx.check_space(space_id)
         async with self._ctx.db.transaction() as tx:
             rows = CatalogRows(tx)
             stored = await self._load(rows, space_id, journey_id)
@@ -176,6 +179,7 @@ class Journeys:
             LimitExceededError: publishing would pass the space's live-journey limit.
             FailedPreconditionError: the journey cannot be published as it stands.
         """
+        await self._ctx.check_space(space_id)
         async with self._ctx.db.transaction() as tx:
             rows = CatalogRows(tx)
             stored = await self._load(rows, space_id, journey_id)
@@ -198,6 +202,7 @@ class Journeys:
             FailedPreconditionError: the copy would not be valid (a definition
                 it uses was deleted).
         """
+        await self._ctx.check_space(space_id)
         if new_journey_id:
             problem = id_problem(new_journey_id)
             if problem is not None:
@@ -232,7 +237,6 @@ class Journeys:
         return copy
 
     async def _load(self, rows: CatalogRows, space_id: str, journey_id: str) -> Journey:
-        await require_space(rows, space_id)
         if not journey_id:
             raise InvalidArgumentError.single("journey_id", "is required")
         journey = await rows.get_journey(space_id, journey_id)

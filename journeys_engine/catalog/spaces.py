@@ -32,6 +32,16 @@ class CatalogContext:
     clock: Clock
     limits: Limits
 
+    async def check_space(self, space_id: str) -> None:
+        """Refuses an unknown space before anything else about a request is looked at.
+
+        Raises:
+            NotFoundError: the space does not exist.
+            InvalidArgumentError: the space id is empty.
+        """
+        async with self.db.read() as tx:
+            await require_space(CatalogRows(tx), space_id)
+
 
 async def require_space(rows: CatalogRows, space_id: str) -> Space:
     """The space, or NOT_FOUND; an empty id is an invalid argument."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from journeys.v1 import definition_pb2, journey_pb2
-from journeys_client import JourneysClient, NotFoundError
+from journeys_client import FieldViolation, InvalidArgumentError, JourneysClient, NotFoundError
 from journeys_client.files import KINDS, Document, kind_of, to_doc
 
 __all__ = ["Change", "apply_documents", "changed_fields"]
@@ -72,6 +72,9 @@ async def apply_documents(
 ) -> list[Change]:
     """Creates or updates each document, definitions first; stops at the first error.
 
+    A document repeated identically (a destination several files share) is
+    applied once; one described twice differently is refused before any call.
+
     Every document must carry an id, so applying the same file twice changes
     nothing the second time.
 
@@ -83,28 +86,54 @@ async def apply_documents(
     missing = [kind_of(d) for d in docs if not d.id]
     if missing:
         raise ValueError(f"every document needs an id to be applied (missing in: {missing[0]})")
+    unique: dict[tuple[str, str], Document] = {}
+    for doc in docs:
+        seen = unique.setdefault((kind_of(doc), doc.id), doc)
+        if seen != doc:
+            raise ValueError(f"{_RESOURCE[kind_of(doc)]}/{doc.id} is described twice, differently")
     changes = []
-    for doc in _order(docs):
-        change = await _apply_one(client, doc, dry_run=dry_run)
+    pending: set[str] = set()  # definitions a dry run would have created
+    for doc in _order(unique.values()):
+        change = await _apply_one(client, doc, dry_run=dry_run, pending=pending)
+        if dry_run and change.action.startswith("created") and kind_of(doc) != "Journey":
+            pending.add(doc.id)
         report(change)
         changes.append(change)
     return changes
 
 
-async def _apply_one(client: JourneysClient, doc: Document, *, dry_run: bool) -> Change:
+async def _apply_one(
+    client: JourneysClient, doc: Document, *, dry_run: bool, pending: set[str]
+) -> Change:
     kind = kind_of(doc)
-    resource = _RESOURCE[kind]
     ops = _operations(client, doc)
     try:
         current = await ops.get(doc.id)
     except NotFoundError:
-        await ops.create(doc, dry_run)
-        return Change(resource, doc.id, "created" + (" (dry run)" if dry_run else ""))
-    fields = changed_fields(kind, doc, current)
-    if not fields:
-        return Change(resource, doc.id, "unchanged")
-    await ops.update(doc, tuple(_MASK_PATH.get(f, f) for f in fields), dry_run)
-    return Change(resource, doc.id, "updated" + (" (dry run)" if dry_run else ""), fields)
+        current = None
+    fields: tuple[str, ...] = ()
+    if current is None:
+        action = "created"
+        write = ops.create(doc, dry_run)
+    else:
+        fields = changed_fields(kind, doc, current)
+        if not fields:
+            return Change(_RESOURCE[kind], doc.id, "unchanged")
+        action = "updated"
+        write = ops.update(doc, tuple(_MASK_PATH.get(f, f) for f in fields), dry_run)
+    try:
+        await write
+    except InvalidArgumentError as err:
+        # In a dry run, definitions the same apply would create do not exist yet.
+        if not (dry_run and all(_missing_one_of(v, pending) for v in err.field_violations)):
+            raise
+    return Change(_RESOURCE[kind], doc.id, action + (" (dry run)" if dry_run else ""), fields)
+
+
+def _missing_one_of(violation: FieldViolation, pending: set[str]) -> bool:
+    """Whether a violation only says that one of ``pending`` does not exist yet."""
+    text = violation.description
+    return "does not exist" in text and any(f"'{def_id}'" in text for def_id in pending)
 
 
 @dataclass(frozen=True, slots=True)

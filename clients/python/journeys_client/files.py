@@ -265,10 +265,7 @@ def _journey_from(r: _Reader) -> journey_pb2.Journey:
         if exit_condition is not None:
             journey.settings.exit_condition.CopyFrom(exit_condition)
         s.finish()
-    steps = r.items("steps")
-    if not steps:
-        r.report("steps", "is required: a journey needs at least its entry step")
-    for i, item in enumerate(steps):
+    for i, item in enumerate(r.items("steps")):
         step = _step_from(_Reader(item, f"{r.where}.steps[{i}]", r.problems))
         if step is not None:
             journey.steps.append(step)
@@ -502,7 +499,13 @@ class _Dumper(yaml.SafeDumper):
 
 def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
+    if any(c in _YAML_BREAKS or (ord(c) < 0x20 and c != "\n") for c in value):
+        style = '"'  # escaped, so the text reads back exactly
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+# Characters YAML reads as line breaks, which a plain or literal scalar would not keep.
+_YAML_BREAKS = frozenset("\r\x85\u2028\u2029")
 
 
 _Dumper.add_representer(str, _text)

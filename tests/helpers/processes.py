@@ -1,0 +1,108 @@
+"""Real server processes and CLI invocations for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["ServerProcess", "run_cli"]
+
+ROOT = Path(__file__).resolve().parents[2]
+_LISTENING = re.compile(r"listening on \S+:(\d+)")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("JOURNEYS_SERVER", None)
+    env.pop("JOURNEYS_SPACE", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class ServerProcess:
+    """``journeys serve`` in a child process on a free port."""
+
+    def __init__(self, db_path: Path, *args: str) -> None:
+        self.db_path = db_path
+        self.args = args
+        self.process: subprocess.Popen[str] | None = None
+        self.port = 0
+        self.output: list[str] = []
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        command = [
+            sys.executable, "-m", "journeys_cli", "serve",
+            "--db", str(self.db_path), "--host", "127.0.0.1", "--port", "0", *self.args,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=_env(),
+            cwd=ROOT,
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if not selector.select(timeout=deadline - time.monotonic()):
+                    continue
+                line = self.process.stdout.readline()
+                if not line:
+                    break
+                self.output.append(line)
+                match = _LISTENING.search(line)
+                if match:
+                    self.port = int(match.group(1))
+                    return self
+        self.process.kill()
+        raise RuntimeError("server did not start:\n" + "".join(self.output))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Sends ``sig`` and waits for the process to exit; returns its exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        rest, _ = self.process.communicate(timeout=timeout)
+        self.output.append(rest or "")
+        return self.process.returncode
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate(timeout=30)
+
+
+def run_cli(
+    *args: str, server: str | None = None, space: str | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``journeys ARGS`` as a user would and captures its output."""
+    command = [sys.executable, "-m", "journeys_cli"]
+    if server is not None:
+        command += ["--server", server]
+    if space is not None:
+        command += ["--space", space]
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
