@@ -102,7 +102,9 @@ class JourneysServer:
         )
         try:
             server = grpc.aio.server(
-                interceptors=[AuthorizationInterceptor(authorizer or AllowAll())]
+                interceptors=[AuthorizationInterceptor(authorizer or AllowAll())],
+                # A second server on a busy port must fail, not share it silently.
+                options=[("grpc.so_reuseport", 0)],
             )
             space_pb2_grpc.add_SpaceServiceServicer_to_server(SpaceServicer(engine), server)
             journey_pb2_grpc.add_JourneyServiceServicer_to_server(JourneyServicer(engine), server)

@@ -201,3 +201,18 @@ def test_help_on_every_verb_has_an_example() -> None:
         result = run_cli(verb, "--help")
         assert result.returncode == 0
         assert "Example:" in result.stdout, verb
+
+
+def test_a_busy_port_is_refused(served: ServerProcess, tmp_path: Path) -> None:
+    result = run_cli(
+        "serve",
+        "--db",
+        str(tmp_path / "other.db"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(served.port),
+    )
+    assert result.returncode == 2
+    assert f"error: cannot listen on 127.0.0.1:{served.port}" in result.stderr
+    assert "Traceback" not in result.stderr
