@@ -4,6 +4,7 @@
 
     JourneysError
     ├── InvalidArgumentError      bad input; ``violations`` names every field
+    ├── ConditionError            condition text that is not valid, with its position
     ├── NotFoundError             ``kind`` and ``id`` of what is missing
     ├── AlreadyExistsError        ``kind`` and ``id`` of what is taken
     ├── FailedPreconditionError   refused in the current state; ``violations``
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AlreadyExistsError",
+    "ConditionError",
     "FailedPreconditionError",
     "FieldViolation",
     "InUseError",
@@ -84,6 +86,23 @@ class InvalidArgumentError(JourneysError):
     def single(cls, field: str, description: str) -> InvalidArgumentError:
         """An error with one violation."""
         return cls([FieldViolation(field, description)])
+
+
+class ConditionError(JourneysError):
+    """A condition that cannot be used: bad syntax, a type error, or an unsupported construct.
+
+    Attributes:
+        line: 1-based line of the offending text (0 when it has no position).
+        column: 1-based column.
+        detail: What is wrong, without the position.
+    """
+
+    def __init__(self, detail: str, *, line: int = 0, column: int = 0) -> None:
+        self.detail = detail
+        self.line = line
+        self.column = column
+        where = f"line {line}, column {column}: " if line else ""
+        super().__init__(where + detail)
 
 
 class NotFoundError(JourneysError):
