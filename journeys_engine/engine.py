@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 
@@ -70,20 +71,14 @@ class Engine:
         """
         settings = settings or EngineSettings()
         db = await Database.open(path, fsync=settings.fsync)
-        try:
+        async with contextlib.AsyncExitStack() as on_failure:
+            on_failure.push_async_callback(db.close)
             if clock is None:
                 clock = await _load_clock(db, manual=settings.manual_clock)
             engine = cls(db, clock, settings)
             await engine.spaces.ensure_default()
-        except BaseException:
-            await db.close()
-            raise
+            on_failure.pop_all()
         return engine
-
-    @property
-    def database_path(self) -> str:
-        """The database file."""
-        return self._db.path
 
     async def close(self) -> None:
         """Closes the database; idempotent."""

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from journeys_engine.catalog.masks import mask_paths
 from journeys_engine.catalog.paging import Page, PageRequest
 from journeys_engine.catalog.spaces import CatalogContext
+from journeys_engine.conditions.parser import parse_condition, parse_expression
+from journeys_engine.conditions.printer import print_condition, print_expression
 from journeys_engine.errors import (
     AlreadyExistsError,
     FieldViolation,
@@ -62,7 +64,12 @@ class Definitions:
         self._ctx = ctx
 
     async def create(
-        self, space_id: str, definition: Definition, *, validate_only: bool = False
+        self,
+        space_id: str,
+        definition: Definition,
+        *,
+        validate_only: bool = False,
+        problems: Sequence[FieldViolation] = (),
     ) -> Definition:
         """Creates a definition; its id is generated when empty.
 
@@ -87,7 +94,7 @@ class Definitions:
             created = dataclasses.replace(
                 definition, id=def_id, space_id=space_id, create_time_ms=now, update_time_ms=now
             )
-            await self._validate(rows, created)
+            await self._validate(rows, created, problems)
             if not validate_only:
                 await rows.insert_definition(created)
                 await rows.set_refs(space_id, kind.value, def_id, _references(created))
@@ -117,6 +124,7 @@ class Definitions:
         *,
         update_mask: Sequence[str] = (),
         validate_only: bool = False,
+        problems: Sequence[FieldViolation] = (),
     ) -> Definition:
         """Replaces the fields named in ``update_mask`` (every mutable one when empty).
 
@@ -137,7 +145,7 @@ class Definitions:
             updated = dataclasses.replace(
                 stored, **changes, update_time_ms=self._ctx.clock.now_ms()
             )
-            await self._validate(rows, updated)
+            await self._validate(rows, updated, problems)
             if not validate_only:
                 await rows.update_definition(updated)
                 await rows.set_refs(space_id, kind.value, updated.id, _references(updated))
@@ -169,6 +177,41 @@ class Definitions:
                 raise InUseError(f"{kind.value} {def_id!r} is used by {names}", users)
             await rows.delete_definition(space_id, kind, def_id)
 
+    async def check_condition(
+        self,
+        space_id: str,
+        condition: Condition,
+        *,
+        expression: bool = False,
+        problems: Sequence[FieldViolation] = (),
+    ) -> Condition:
+        """Checks a condition (or a computed-trait expression) as a definition would be.
+
+        Returns it in canonical text; saves nothing.
+
+        Raises:
+            InvalidArgumentError: naming the line and column of the problem.
+            NotFoundError: the space does not exist.
+        """
+        await self._ctx.check_space(space_id)
+        found: list[FieldViolation] = list(problems)
+
+        def report(path: str, description: str) -> None:
+            found.append(FieldViolation(path, description))
+
+        async with self._ctx.db.read() as tx:
+            known = await _known(CatalogRows(tx), space_id)
+        check_condition(
+            report, "condition", condition, limits=self._ctx.limits, known=known,
+            expression=expression,
+        )  # fmt: skip
+        if found:
+            raise InvalidArgumentError(found)
+        if expression:
+            return Condition(print_expression(parse_expression(condition.text)))
+        limit = self._ctx.limits.max_condition_leaves
+        return Condition(print_condition(parse_condition(condition.text, max_leaves=limit)))
+
     async def _load(
         self, rows: CatalogRows, space_id: str, kind: DefinitionKind, def_id: str
     ) -> Definition:
@@ -179,10 +222,12 @@ class Definitions:
             raise NotFoundError(kind=kind.value, id=def_id, space_id=space_id)
         return found
 
-    async def _validate(self, rows: CatalogRows, definition: Definition) -> None:
+    async def _validate(
+        self, rows: CatalogRows, definition: Definition, found: Sequence[FieldViolation] = ()
+    ) -> None:
         limits = self._ctx.limits
         field = definition.KIND.value
-        problems: list[FieldViolation] = []
+        problems: list[FieldViolation] = list(found)
 
         def report(path: str, description: str) -> None:
             problems.append(FieldViolation(path, description))
@@ -197,18 +242,20 @@ class Definitions:
                     definition.description,
                     limit=limits.max_description,
                 )
-                known = KnownDefinitions(
-                    audience_ids=await rows.definition_ids(space_id, DefinitionKind.AUDIENCE),
-                    computed_trait_ids=await rows.definition_ids(
-                        space_id, DefinitionKind.COMPUTED_TRAIT
-                    ),
-                )
+                known = await _known(rows, space_id)
                 cpath = (
                     "audience.condition"
                     if isinstance(definition, Audience)
                     else ("computed_trait.expression")
                 )
-                check_condition(report, cpath, _condition(definition), limits=limits, known=known)
+                check_condition(
+                    report,
+                    cpath,
+                    _condition(definition),
+                    limits=limits,
+                    known=known,
+                    expression=isinstance(definition, ComputedTrait),
+                )
                 await _check_cycle(rows, definition, report, cpath)
             case Destination():
                 if definition.kind is None:
@@ -221,6 +268,13 @@ class Definitions:
             raise InvalidArgumentError(problems)
 
 
+async def _known(rows: CatalogRows, space_id: str) -> KnownDefinitions:
+    return KnownDefinitions(
+        audience_ids=await rows.definition_ids(space_id, DefinitionKind.AUDIENCE),
+        computed_trait_ids=await rows.definition_ids(space_id, DefinitionKind.COMPUTED_TRAIT),
+    )
+
+
 def _condition(definition: Audience | ComputedTrait) -> Condition:
     return definition.condition if isinstance(definition, Audience) else definition.expression
 
@@ -228,9 +282,7 @@ def _condition(definition: Audience | ComputedTrait) -> Condition:
 def _references(definition: Definition) -> list[tuple[DefinitionKind, str]]:
     if isinstance(definition, Audience):
         return condition_references(definition.condition)
-    if isinstance(definition, ComputedTrait):
-        return condition_references(definition.expression)
-    return []
+    return []  # computed traits reduce events; destinations refer to nothing
 
 
 async def _check_cycle(

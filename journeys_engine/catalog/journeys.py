@@ -39,6 +39,7 @@ from journeys_engine.model.keys import make_key
 from journeys_engine.model.lifecycle import Move, check_editable, target_status
 from journeys_engine.model.references import condition_references
 from journeys_engine.model.validation import KnownDefinitions, validate_journey
+from journeys_engine.model.warnings import journey_warnings
 from journeys_engine.store.catalog import JOURNEY, CatalogRows
 
 __all__ = ["JOURNEY_MASK_PATHS", "Journeys", "Saved"]
@@ -62,12 +63,20 @@ class Journeys:
         self._ctx = ctx
 
     async def create(
-        self, space_id: str, journey: Journey, *, journey_id: str = "", validate_only: bool = False
+        self,
+        space_id: str,
+        journey: Journey,
+        *,
+        journey_id: str = "",
+        validate_only: bool = False,
+        problems: Sequence[FieldViolation] = (),
     ) -> Saved:
         """Creates a draft.
 
         The id is ``journey_id``, else ``journey.id``, else generated. Step keys
-        left empty are generated; given ones must be well-formed and free.
+        left empty are generated; given ones must be the key the names give, and
+        free. ``problems`` found before the engine (while decoding the request)
+        are reported together with the engine's own.
 
         Raises:
             InvalidArgumentError: naming every invalid field; nothing is written.
@@ -100,11 +109,11 @@ class Journeys:
                 update_time_ms=now,
                 publish_time_ms=None,
             )
-            draft = await self._checked(rows, draft, previous=None)
+            saved = await self._checked(rows, draft, previous=None, problems=problems)
             if not validate_only:
-                await rows.insert_journey(draft)
-                await self._save_refs(rows, draft)
-        return Saved(draft)
+                await rows.insert_journey(saved.journey)
+                await self._save_refs(rows, saved.journey)
+        return saved
 
     async def get(self, space_id: str, journey_id: str) -> Journey:
         """One journey, or NOT_FOUND."""
@@ -135,6 +144,7 @@ class Journeys:
         *,
         update_mask: Sequence[str] = (),
         validate_only: bool = False,
+        problems: Sequence[FieldViolation] = (),
     ) -> Saved:
         """Replaces the fields named in ``update_mask`` (all four when empty).
 
@@ -155,11 +165,11 @@ class Journeys:
                 stored, **changes, update_time_ms=self._ctx.clock.now_ms()
             )
             check_editable(stored, updated)
-            updated = await self._checked(rows, updated, previous=stored)
+            saved = await self._checked(rows, updated, previous=stored, problems=problems)
             if not validate_only:
-                await rows.update_journey(updated)
-                await self._save_refs(rows, updated)
-        return Saved(updated)
+                await rows.update_journey(saved.journey)
+                await self._save_refs(rows, saved.journey)
+        return saved
 
     async def delete(self, space_id: str, journey_id: str) -> Journey:
         """Deletes a journey of any status; returns what was deleted."""
@@ -226,7 +236,7 @@ class Journeys:
                 publish_time_ms=None,
             )
             try:
-                copy = await self._checked(rows, copy, previous=None)
+                copy = (await self._checked(rows, copy, previous=None)).journey
             except InvalidArgumentError as err:
                 raise FailedPreconditionError(
                     f"journey {journey_id!r} cannot be cloned as it stands: {err.message}",
@@ -252,15 +262,23 @@ class Journeys:
         )
 
     async def _checked(
-        self, rows: CatalogRows, journey: Journey, *, previous: Journey | None
-    ) -> Journey:
-        """Validates ``journey`` and settles its send-step keys.
+        self,
+        rows: CatalogRows,
+        journey: Journey,
+        *,
+        previous: Journey | None,
+        problems: Sequence[FieldViolation] = (),
+    ) -> Saved:
+        """Validates ``journey``, settles its send-step keys, and finds warnings.
 
         Raises:
-            InvalidArgumentError: with every problem found.
+            InvalidArgumentError: with every problem found, ``problems`` first.
         """
         known = await self._known(rows, journey.space_id)
-        problems = validate_journey(journey, limits=self._ctx.limits, known=known)
+        problems = [
+            *problems,
+            *validate_journey(journey, limits=self._ctx.limits, known=known),
+        ]
         old_keys = {} if previous is None else {s.id: s.key for s in previous.send_steps()}
         steps: list[Step] = []
         taken: set[str] = set()
@@ -275,7 +293,8 @@ class Journeys:
             steps.append(step)
         if problems:
             raise InvalidArgumentError(problems)
-        return dataclasses.replace(journey, steps=tuple(steps))
+        checked = dataclasses.replace(journey, steps=tuple(steps))
+        return Saved(checked, tuple(journey_warnings(checked, self._ctx.clock.now_ms())))
 
     async def _settle_key(
         self,
@@ -296,6 +315,14 @@ class Journeys:
                 key = make_key(journey.name, step.name, max_length=self._ctx.limits.max_key)
                 if key not in taken and await rows.key_owner(journey.space_id, key) is None:
                     return key, ""
+        expected = make_key(
+            journey.name, step.name, max_length=self._ctx.limits.max_key, suffix=step.key[-6:]
+        )
+        if step.key != expected:
+            return step.key, (
+                f"must be the key this journey and step name give ({expected[:-6]} and 6 "
+                "characters of [a-z0-9]); leave it empty to have one generated"
+            )
         if step.key in taken:
             return step.key, f"{step.key!r} is used by another step of this journey"
         owner = await rows.key_owner(journey.space_id, step.key)
@@ -321,9 +348,7 @@ class Journeys:
                 ],
             )
         limit = self._ctx.limits.max_live_journeys
-        live = await rows.count_journeys(
-            journey.space_id, (JourneyStatus.PUBLISHED, JourneyStatus.PAUSED)
-        )
+        live = await rows.count_journeys(journey.space_id, [s for s in JourneyStatus if s.is_live])
         if live >= limit:
             raise LimitExceededError(
                 f"space {journey.space_id!r} already has {live} published or paused journeys "

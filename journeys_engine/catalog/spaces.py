@@ -15,7 +15,7 @@ from journeys_engine.errors import (
 from journeys_engine.ids import id_problem
 from journeys_engine.model.definitions import Space
 from journeys_engine.model.limits import Limits
-from journeys_engine.model.validation import check_text
+from journeys_engine.model.validation import check_name
 from journeys_engine.store.catalog import CatalogRows
 from journeys_engine.store.database import Database
 
@@ -82,7 +82,13 @@ class Spaces:
         problem = id_problem(space_id)
         if problem is not None:
             report("space.id", problem)
-        check_text(report, "space.display_name", display_name, limit=self._ctx.limits.max_name)
+        check_name(
+            report,
+            "space.display_name",
+            display_name,
+            limit=self._ctx.limits.max_name,
+            required=False,
+        )
         if problems:
             raise InvalidArgumentError(problems)
         async with self._ctx.db.transaction() as tx:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import NoReturn
 
 from journeys_engine.clock import parse_iso_ms
@@ -79,8 +80,9 @@ _SPAN_OPS = (Op.WITHIN_LAST, Op.BEFORE_LAST, Op.WITHIN_NEXT, Op.AFTER_NEXT)
 _NUMERIC_REDUCERS = (ReducerKind.COUNT, ReducerKind.SUM, ReducerKind.AVG, ReducerKind.UNIQUE_COUNT)
 
 
+@lru_cache(maxsize=4096)
 def parse_condition(text: str, *, max_leaves: int = 50) -> BoolNode:
-    """The checked tree of a boolean condition (an audience, a journey step).
+    """The checked tree of a boolean condition (an audience, a journey step); cached.
 
     Raises:
         ConditionError: naming the line, column and what is wrong.
@@ -91,8 +93,10 @@ def parse_condition(text: str, *, max_leaves: int = 50) -> BoolNode:
     return node
 
 
+@lru_cache(maxsize=1024)
 def parse_expression(text: str) -> EventAggregate:
-    """The checked tree of a computed-trait expression: an event stream reduced to a scalar.
+    """The checked tree of a computed-trait expression (an event stream reduced to a
+    scalar); cached.
 
     Raises:
         ConditionError: naming the line, column and what is wrong.

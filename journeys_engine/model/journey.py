@@ -183,17 +183,6 @@ class Journey:
                 return step
         raise LookupError(f"journey {self.id!r} has no entry step")
 
-    def step(self, step_id: str) -> Step:
-        """The step with this id.
-
-        Raises:
-            KeyError: no such step.
-        """
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
-
     def send_steps(self) -> tuple[SendToDestinationsStep, ...]:
         """The send steps, in declared order."""
         return tuple(s for s in self.steps if isinstance(s, SendToDestinationsStep))

@@ -2,7 +2,8 @@
 
 ``j_o_`` + slug(journey name) + ``__`` + slug(step name) + ``_`` + 6 random
 characters of ``[a-z0-9]``. When that would pass the key limit, the step slug is
-cut first, then the journey slug.
+cut first, then the journey slug; a cut slug loses its trailing ``_`` so that it
+stays a slug.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def make_key(journey_name: str, step_name: str, *, max_length: int, suffix: str 
     fixed = len(_PREFIX) + len("__") + len("_") + len(suffix)
     room = max_length - fixed
     if len(journey_slug) + len(step_slug) > room:
-        step_slug = step_slug[: max(1, room - len(journey_slug))]
+        step_slug = step_slug[: max(1, room - len(journey_slug))].rstrip("_") or "step"
     if len(journey_slug) + len(step_slug) > room:
-        journey_slug = journey_slug[: max(1, room - len(step_slug))]
+        journey_slug = journey_slug[: max(1, room - len(step_slug))].rstrip("_") or "journey"
     return f"{_PREFIX}{journey_slug}__{step_slug}_{suffix}"

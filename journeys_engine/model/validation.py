@@ -12,7 +12,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from journeys_engine.errors import FieldViolation
+from journeys_engine.conditions.parser import parse_condition, parse_expression
+from journeys_engine.errors import ConditionError, FieldViolation
 from journeys_engine.ids import id_problem
 from journeys_engine.model.definitions import DefinitionKind, Destination
 from journeys_engine.model.journey import (
@@ -30,7 +31,7 @@ from journeys_engine.model.journey import (
 )
 from journeys_engine.model.keys import KEY_PATTERN
 from journeys_engine.model.limits import Limits
-from journeys_engine.model.references import condition_references
+from journeys_engine.model.references import tree_references
 
 __all__ = [
     "KnownDefinitions",
@@ -76,10 +77,11 @@ def check_text(report: Report, path: str, value: str, *, limit: int) -> None:
         report(path, "must not contain control characters")
 
 
-def check_name(report: Report, path: str, value: str, *, limit: int) -> None:
-    """Reports a missing, blank, too long or control-character name."""
+def check_name(report: Report, path: str, value: str, *, limit: int, required: bool = True) -> None:
+    """Reports a missing (when required), blank, too long or control-character name."""
     if not value.strip():
-        report(path, "is required")
+        if required or value:
+            report(path, "is required" if required else "must not be blank")
         return
     if len(value) > limit:
         report(path, f"must be at most {limit} characters (got {len(value)})")
@@ -104,15 +106,33 @@ def check_condition(
     *,
     limits: Limits,
     known: KnownDefinitions,
+    expression: bool = False,
 ) -> None:
-    """Reports a missing or too long condition, or one naming unknown definitions."""
+    """Reports a missing, too long or unparsable condition, or one naming unknown definitions.
+
+    Args:
+        expression: Check a computed-trait expression (a scalar) rather than a
+            boolean condition.
+    """
     if condition is None or not condition.text.strip():
         report(path, "is required")
         return
-    if len(condition.text) > limits.max_condition_text:
+    text = condition.text
+    if len(text) > limits.max_condition_text:
         report(path, f"must be at most {limits.max_condition_text} characters")
         return
-    for kind, ref_id in condition_references(condition):
+    if _has_control(text.replace("\n", "").replace("\t", "").replace("\r", "")):
+        report(path, "must not contain control characters")
+        return
+    try:
+        if expression:
+            parse_expression(text)
+            return
+        tree = parse_condition(text, max_leaves=limits.max_condition_leaves)
+    except ConditionError as err:
+        report(path, err.message)
+        return
+    for kind, ref_id in dict.fromkeys(tree_references(tree)):
         if not known.has(kind, ref_id):
             report(path, f"refers to {kind.value} {ref_id!r}, which does not exist in this space")
 

@@ -85,7 +85,8 @@ class Database:
         await conn.execute("PRAGMA busy_timeout=5000")
         for target in range(version + 1, SCHEMA_VERSION + 1):
             async with self.transaction() as tx:
-                await tx.executescript_in_transaction(MIGRATIONS[target - 1])
+                for statement in MIGRATIONS[target - 1]:
+                    await tx.execute(statement)
                 await tx.execute(f"PRAGMA user_version={target}")
 
     async def _scalar(self, sql: str) -> int:
@@ -102,14 +103,21 @@ class Database:
     async def transaction(self) -> AsyncIterator[Tx]:
         """A write transaction (``BEGIN IMMEDIATE``), committed when the block ends.
 
-        Any exception rolls it back and propagates.
+        Any exception rolls it back and propagates; SQLite's own errors (a full
+        disk, a locked file) become :class:`StorageError`.
         """
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as err:
+                raise StorageError(f"database error: {err}") from err
             committed = False
             try:
-                yield Tx(self._conn)
-                await self._conn.execute("COMMIT")
+                try:
+                    yield Tx(self._conn)
+                    await self._conn.execute("COMMIT")
+                except sqlite3.Error as err:
+                    raise StorageError(f"database error: {err}") from err
                 committed = True
             finally:
                 if not committed:
@@ -119,7 +127,10 @@ class Database:
     async def read(self) -> AsyncIterator[Tx]:
         """Serialised reads outside any write transaction."""
         async with self._lock:
-            yield Tx(self._conn)
+            try:
+                yield Tx(self._conn)
+            except sqlite3.Error as err:
+                raise StorageError(f"database error: {err}") from err
 
     async def close(self) -> None:
         """Closes the connection; idempotent."""
@@ -147,12 +158,6 @@ class Tx:
     async def executemany(self, sql: str, rows: list[tuple[object, ...]]) -> None:
         """Runs one statement for each row."""
         await self._conn.executemany(sql, rows)
-
-    async def executescript_in_transaction(self, script: str) -> None:
-        """Runs ``;``-separated DDL statements without committing."""
-        for statement in script.split(";"):
-            if statement.strip():
-                await self._conn.execute(statement)
 
     async def fetchone(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Row | None:
         """The first row of a query, or None."""

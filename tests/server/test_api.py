@@ -150,7 +150,7 @@ async def test_definitions_round_trip(client: JourneysClient) -> None:
         name="CLV",
         expression=common_pb2.Condition(text="event('Order Completed').sum(property('revenue'))"),
     )
-    assert (await client.create_computed_trait(trait)).expression == trait.expression
+    assert (await client.create_computed_trait(trait)).expression.text == trait.expression.text
     assert [t.id for t in await client.list_computed_traits()] == ["clv"]
     list_dest = definition_pb2.Destination(
         id="ads", name="Ads", kind=definition_pb2.DESTINATION_KIND_LIST
@@ -185,7 +185,7 @@ SPACE_SCOPED = _space_scoped_methods()
 
 
 def test_the_space_scoped_rpcs_were_found() -> None:
-    assert len(SPACE_SCOPED) == 26  # JourneyService 10, DefinitionService 15, GetSpace 1
+    assert len(SPACE_SCOPED) == 27  # JourneyService 10, DefinitionService 16, GetSpace 1
 
 
 @pytest.mark.parametrize(("path", "request_type"), SPACE_SCOPED, ids=[p for p, _ in SPACE_SCOPED])

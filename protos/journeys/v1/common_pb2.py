@@ -22,17 +22,40 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18journeys/v1/common.proto\x12\x0bjourneys.v1\"\x19\n\tCondition\x12\x0c\n\x04text\x18\x01 \x01(\t\")\n\x07Warning\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18journeys/v1/common.proto\x12\x0bjourneys.v1\x1a\x1cgoogle/protobuf/struct.proto\"h\n\tCondition\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\x04tree\x18\x02 \x01(\x0b\x32\x1a.journeys.v1.ConditionNode\x12#\n\x06scalar\x18\x03 \x01(\x0b\x32\x13.journeys.v1.Scalar\"\xe3\x01\n\rConditionNode\x12*\n\x03\x61ll\x18\x01 \x01(\x0b\x32\x1b.journeys.v1.ConditionNodesH\x00\x12*\n\x03\x61ny\x18\x02 \x01(\x0b\x32\x1b.journeys.v1.ConditionNodesH\x00\x12,\n\x06negate\x18\x03 \x01(\x0b\x32\x1a.journeys.v1.ConditionNodeH\x00\x12-\n\ncomparison\x18\x04 \x01(\x0b\x32\x17.journeys.v1.ComparisonH\x00\x12\x15\n\x0b\x61udience_id\x18\x05 \x01(\tH\x00\x42\x06\n\x04node\";\n\x0e\x43onditionNodes\x12)\n\x05nodes\x18\x01 \x03(\x0b\x32\x1a.journeys.v1.ConditionNode\"\xcd\x01\n\nComparison\x12!\n\x04left\x18\x01 \x01(\x0b\x32\x13.journeys.v1.Scalar\x12+\n\ncomparator\x18\x02 \x01(\x0e\x32\x17.journeys.v1.Comparator\x12\"\n\x05value\x18\x03 \x01(\x0b\x32\x13.journeys.v1.Scalar\x12&\n\x06values\x18\x04 \x03(\x0b\x32\x16.google.protobuf.Value\x12#\n\x04span\x18\x05 \x01(\x0b\x32\x15.journeys.v1.TimeSpan\"\xbd\x01\n\x06Scalar\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1b.journeys.v1.EventAggregateH\x00\x12\x0f\n\x05trait\x18\x02 \x01(\tH\x00\x12\x18\n\x0e\x63omputed_trait\x18\x03 \x01(\tH\x00\x12\x12\n\x08property\x18\x04 \x01(\tH\x00\x12\x11\n\x07\x63ontext\x18\x05 \x01(\tH\x00\x12)\n\x07literal\x18\x06 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x42\x08\n\x06scalar\"\xe9\x01\n\x0e\x45ventAggregate\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12)\n\x05where\x18\x02 \x03(\x0b\x32\x1a.journeys.v1.ConditionNode\x12\x17\n\x0f\x65xclude_sources\x18\x03 \x03(\t\x12\'\n\x06within\x18\x04 \x01(\x0b\x32\x15.journeys.v1.TimeSpanH\x00\x12*\n\x07\x62\x65tween\x18\x05 \x01(\x0b\x32\x17.journeys.v1.TimeWindowH\x00\x12%\n\x07reducer\x18\x06 \x01(\x0b\x32\x14.journeys.v1.ReducerB\x08\n\x06window\"?\n\x08TimeSpan\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x03\x12#\n\x04unit\x18\x02 \x01(\x0e\x32\x15.journeys.v1.TimeUnit\"V\n\nTimeWindow\x12$\n\x05start\x18\x01 \x01(\x0b\x32\x15.journeys.v1.TimeSpan\x12\"\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x15.journeys.v1.TimeSpan\"i\n\x07Reducer\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.journeys.v1.ReducerKind\x12#\n\x06target\x18\x02 \x01(\x0b\x32\x13.journeys.v1.Scalar\x12\x11\n\tmin_count\x18\x03 \x01(\x03\")\n\x07Warning\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t*\x8b\x04\n\nComparator\x12\x1a\n\x16\x43OMPARATOR_UNSPECIFIED\x10\x00\x12\x11\n\rCOMPARATOR_EQ\x10\x01\x12\x12\n\x0e\x43OMPARATOR_NEQ\x10\x02\x12\x11\n\rCOMPARATOR_GT\x10\x03\x12\x12\n\x0e\x43OMPARATOR_GTE\x10\x04\x12\x11\n\rCOMPARATOR_LT\x10\x05\x12\x12\n\x0e\x43OMPARATOR_LTE\x10\x06\x12\x16\n\x12\x43OMPARATOR_IS_NULL\x10\x07\x12\x15\n\x11\x43OMPARATOR_IS_SET\x10\x08\x12\x17\n\x13\x43OMPARATOR_CONTAINS\x10\t\x12\x14\n\x10\x43OMPARATOR_OMITS\x10\n\x12\x1a\n\x16\x43OMPARATOR_STARTS_WITH\x10\x0b\x12\x18\n\x14\x43OMPARATOR_ENDS_WITH\x10\x0c\x12\x1b\n\x17\x43OMPARATOR_CONTAINS_ONE\x10\r\x12\x15\n\x11\x43OMPARATOR_ONE_OF\x10\x0e\x12\x1a\n\x16\x43OMPARATOR_BEFORE_DATE\x10\x0f\x12\x19\n\x15\x43OMPARATOR_AFTER_DATE\x10\x10\x12\x1a\n\x16\x43OMPARATOR_WITHIN_LAST\x10\x11\x12\x1a\n\x16\x43OMPARATOR_BEFORE_LAST\x10\x12\x12\x1a\n\x16\x43OMPARATOR_WITHIN_NEXT\x10\x13\x12\x19\n\x15\x43OMPARATOR_AFTER_NEXT\x10\x14*z\n\x08TimeUnit\x12\x19\n\x15TIME_UNIT_UNSPECIFIED\x10\x00\x12\x15\n\x11TIME_UNIT_MINUTES\x10\x01\x12\x13\n\x0fTIME_UNIT_HOURS\x10\x02\x12\x12\n\x0eTIME_UNIT_DAYS\x10\x03\x12\x13\n\x0fTIME_UNIT_WEEKS\x10\x04*\x80\x02\n\x0bReducerKind\x12\x1c\n\x18REDUCER_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12REDUCER_KIND_COUNT\x10\x01\x12\x14\n\x10REDUCER_KIND_SUM\x10\x02\x12\x14\n\x10REDUCER_KIND_AVG\x10\x03\x12\x14\n\x10REDUCER_KIND_MIN\x10\x04\x12\x14\n\x10REDUCER_KIND_MAX\x10\x05\x12\x15\n\x11REDUCER_KIND_MODE\x10\x06\x12\x16\n\x12REDUCER_KIND_FIRST\x10\x07\x12\x15\n\x11REDUCER_KIND_LAST\x10\x08\x12\x1d\n\x19REDUCER_KIND_UNIQUE_COUNT\x10\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'journeys.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONDITION']._serialized_start=41
-  _globals['_CONDITION']._serialized_end=66
-  _globals['_WARNING']._serialized_start=68
-  _globals['_WARNING']._serialized_end=109
+  _globals['_COMPARATOR']._serialized_start=1408
+  _globals['_COMPARATOR']._serialized_end=1931
+  _globals['_TIMEUNIT']._serialized_start=1933
+  _globals['_TIMEUNIT']._serialized_end=2055
+  _globals['_REDUCERKIND']._serialized_start=2058
+  _globals['_REDUCERKIND']._serialized_end=2314
+  _globals['_CONDITION']._serialized_start=71
+  _globals['_CONDITION']._serialized_end=175
+  _globals['_CONDITIONNODE']._serialized_start=178
+  _globals['_CONDITIONNODE']._serialized_end=405
+  _globals['_CONDITIONNODES']._serialized_start=407
+  _globals['_CONDITIONNODES']._serialized_end=466
+  _globals['_COMPARISON']._serialized_start=469
+  _globals['_COMPARISON']._serialized_end=674
+  _globals['_SCALAR']._serialized_start=677
+  _globals['_SCALAR']._serialized_end=866
+  _globals['_EVENTAGGREGATE']._serialized_start=869
+  _globals['_EVENTAGGREGATE']._serialized_end=1102
+  _globals['_TIMESPAN']._serialized_start=1104
+  _globals['_TIMESPAN']._serialized_end=1167
+  _globals['_TIMEWINDOW']._serialized_start=1169
+  _globals['_TIMEWINDOW']._serialized_end=1255
+  _globals['_REDUCER']._serialized_start=1257
+  _globals['_REDUCER']._serialized_end=1362
+  _globals['_WARNING']._serialized_start=1364
+  _globals['_WARNING']._serialized_end=1405
 # @@protoc_insertion_point(module_scope)

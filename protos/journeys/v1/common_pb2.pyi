@@ -14,8 +14,12 @@ Names reserved for services that later versions of this package add:
   IngestService, SubscriptionService, ReportingService, ClockService.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -27,29 +31,430 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Comparator:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ComparatorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Comparator.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COMPARATOR_UNSPECIFIED: _Comparator.ValueType  # 0
+    COMPARATOR_EQ: _Comparator.ValueType  # 1
+    COMPARATOR_NEQ: _Comparator.ValueType  # 2
+    COMPARATOR_GT: _Comparator.ValueType  # 3
+    COMPARATOR_GTE: _Comparator.ValueType  # 4
+    COMPARATOR_LT: _Comparator.ValueType  # 5
+    COMPARATOR_LTE: _Comparator.ValueType  # 6
+    COMPARATOR_IS_NULL: _Comparator.ValueType  # 7
+    COMPARATOR_IS_SET: _Comparator.ValueType  # 8
+    COMPARATOR_CONTAINS: _Comparator.ValueType  # 9
+    COMPARATOR_OMITS: _Comparator.ValueType  # 10
+    COMPARATOR_STARTS_WITH: _Comparator.ValueType  # 11
+    COMPARATOR_ENDS_WITH: _Comparator.ValueType  # 12
+    COMPARATOR_CONTAINS_ONE: _Comparator.ValueType  # 13
+    COMPARATOR_ONE_OF: _Comparator.ValueType  # 14
+    COMPARATOR_BEFORE_DATE: _Comparator.ValueType  # 15
+    COMPARATOR_AFTER_DATE: _Comparator.ValueType  # 16
+    COMPARATOR_WITHIN_LAST: _Comparator.ValueType  # 17
+    COMPARATOR_BEFORE_LAST: _Comparator.ValueType  # 18
+    COMPARATOR_WITHIN_NEXT: _Comparator.ValueType  # 19
+    COMPARATOR_AFTER_NEXT: _Comparator.ValueType  # 20
+
+class Comparator(_Comparator, metaclass=_ComparatorEnumTypeWrapper): ...
+
+COMPARATOR_UNSPECIFIED: Comparator.ValueType  # 0
+COMPARATOR_EQ: Comparator.ValueType  # 1
+COMPARATOR_NEQ: Comparator.ValueType  # 2
+COMPARATOR_GT: Comparator.ValueType  # 3
+COMPARATOR_GTE: Comparator.ValueType  # 4
+COMPARATOR_LT: Comparator.ValueType  # 5
+COMPARATOR_LTE: Comparator.ValueType  # 6
+COMPARATOR_IS_NULL: Comparator.ValueType  # 7
+COMPARATOR_IS_SET: Comparator.ValueType  # 8
+COMPARATOR_CONTAINS: Comparator.ValueType  # 9
+COMPARATOR_OMITS: Comparator.ValueType  # 10
+COMPARATOR_STARTS_WITH: Comparator.ValueType  # 11
+COMPARATOR_ENDS_WITH: Comparator.ValueType  # 12
+COMPARATOR_CONTAINS_ONE: Comparator.ValueType  # 13
+COMPARATOR_ONE_OF: Comparator.ValueType  # 14
+COMPARATOR_BEFORE_DATE: Comparator.ValueType  # 15
+COMPARATOR_AFTER_DATE: Comparator.ValueType  # 16
+COMPARATOR_WITHIN_LAST: Comparator.ValueType  # 17
+COMPARATOR_BEFORE_LAST: Comparator.ValueType  # 18
+COMPARATOR_WITHIN_NEXT: Comparator.ValueType  # 19
+COMPARATOR_AFTER_NEXT: Comparator.ValueType  # 20
+Global___Comparator: _TypeAlias = Comparator  # noqa: Y015
+
+class _TimeUnit:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TimeUnitEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TimeUnit.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TIME_UNIT_UNSPECIFIED: _TimeUnit.ValueType  # 0
+    TIME_UNIT_MINUTES: _TimeUnit.ValueType  # 1
+    TIME_UNIT_HOURS: _TimeUnit.ValueType  # 2
+    TIME_UNIT_DAYS: _TimeUnit.ValueType  # 3
+    TIME_UNIT_WEEKS: _TimeUnit.ValueType  # 4
+
+class TimeUnit(_TimeUnit, metaclass=_TimeUnitEnumTypeWrapper): ...
+
+TIME_UNIT_UNSPECIFIED: TimeUnit.ValueType  # 0
+TIME_UNIT_MINUTES: TimeUnit.ValueType  # 1
+TIME_UNIT_HOURS: TimeUnit.ValueType  # 2
+TIME_UNIT_DAYS: TimeUnit.ValueType  # 3
+TIME_UNIT_WEEKS: TimeUnit.ValueType  # 4
+Global___TimeUnit: _TypeAlias = TimeUnit  # noqa: Y015
+
+class _ReducerKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReducerKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReducerKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REDUCER_KIND_UNSPECIFIED: _ReducerKind.ValueType  # 0
+    REDUCER_KIND_COUNT: _ReducerKind.ValueType  # 1
+    REDUCER_KIND_SUM: _ReducerKind.ValueType  # 2
+    REDUCER_KIND_AVG: _ReducerKind.ValueType  # 3
+    REDUCER_KIND_MIN: _ReducerKind.ValueType  # 4
+    REDUCER_KIND_MAX: _ReducerKind.ValueType  # 5
+    REDUCER_KIND_MODE: _ReducerKind.ValueType  # 6
+    REDUCER_KIND_FIRST: _ReducerKind.ValueType  # 7
+    REDUCER_KIND_LAST: _ReducerKind.ValueType  # 8
+    REDUCER_KIND_UNIQUE_COUNT: _ReducerKind.ValueType  # 9
+    """unique(target).count()"""
+
+class ReducerKind(_ReducerKind, metaclass=_ReducerKindEnumTypeWrapper): ...
+
+REDUCER_KIND_UNSPECIFIED: ReducerKind.ValueType  # 0
+REDUCER_KIND_COUNT: ReducerKind.ValueType  # 1
+REDUCER_KIND_SUM: ReducerKind.ValueType  # 2
+REDUCER_KIND_AVG: ReducerKind.ValueType  # 3
+REDUCER_KIND_MIN: ReducerKind.ValueType  # 4
+REDUCER_KIND_MAX: ReducerKind.ValueType  # 5
+REDUCER_KIND_MODE: ReducerKind.ValueType  # 6
+REDUCER_KIND_FIRST: ReducerKind.ValueType  # 7
+REDUCER_KIND_LAST: ReducerKind.ValueType  # 8
+REDUCER_KIND_UNIQUE_COUNT: ReducerKind.ValueType  # 9
+"""unique(target).count()"""
+Global___ReducerKind: _TypeAlias = ReducerKind  # noqa: Y015
+
 @_typing.final
 class Condition(_message.Message):
     """A condition in Segment's audience query language, for example
-    "event('Order Completed').within(7 days).count() >= 1".
+    "event('Order Completed').within(7 days).count() >= 1", as text, as a tree,
+    or both. Requests set either; when they set both, the two must mean the same.
+    Responses carry both: the text as it was given (or the tree's canonical
+    text), and the tree.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TEXT_FIELD_NUMBER: _builtins.int
+    TREE_FIELD_NUMBER: _builtins.int
+    SCALAR_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The condition's text."""
+    @_builtins.property
+    def tree(self) -> Global___ConditionNode:
+        """The same condition as a tree (boolean conditions)."""
+
+    @_builtins.property
+    def scalar(self) -> Global___Scalar:
+        """The same expression as a tree (computed-trait expressions, which end in a
+        value rather than a comparison); then tree is unset.
+        """
+
     def __init__(
         self,
         *,
         text: _builtins.str = ...,
+        tree: Global___ConditionNode | None = ...,
+        scalar: Global___Scalar | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scalar", b"scalar", "tree", b"tree"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scalar", b"scalar", "text", b"text", "tree", b"tree"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Condition: _TypeAlias = Condition  # noqa: Y015
+
+@_typing.final
+class ConditionNode(_message.Message):
+    """A node of a condition tree: a junction or a primary expression."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALL_FIELD_NUMBER: _builtins.int
+    ANY_FIELD_NUMBER: _builtins.int
+    NEGATE_FIELD_NUMBER: _builtins.int
+    COMPARISON_FIELD_NUMBER: _builtins.int
+    AUDIENCE_ID_FIELD_NUMBER: _builtins.int
+    audience_id: _builtins.str
+    """Membership of the audience with this id: audience('id')."""
+    @_builtins.property
+    def all(self) -> Global___ConditionNodes:
+        """True when every node is true (AND)."""
+
+    @_builtins.property
+    def any(self) -> Global___ConditionNodes:
+        """True when any node is true (OR)."""
+
+    @_builtins.property
+    def negate(self) -> Global___ConditionNode:
+        """True when the node is false (NOT)."""
+
+    @_builtins.property
+    def comparison(self) -> Global___Comparison:
+        """A value compared: the common primary expression."""
+
+    def __init__(
+        self,
+        *,
+        all: Global___ConditionNodes | None = ...,
+        any: Global___ConditionNodes | None = ...,
+        negate: Global___ConditionNode | None = ...,
+        comparison: Global___Comparison | None = ...,
+        audience_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "any", b"any", "audience_id", b"audience_id", "comparison", b"comparison", "negate", b"negate", "node", b"node"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "any", b"any", "audience_id", b"audience_id", "comparison", b"comparison", "negate", b"negate", "node", b"node"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_node: _TypeAlias = _typing.Literal["all", "any", "negate", "comparison", "audience_id"]  # noqa: Y015
+    _WhichOneofArgType_node: _TypeAlias = _typing.Literal["node", b"node"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_node) -> _WhichOneofReturnType_node | None: ...
+
+Global___ConditionNode: _TypeAlias = ConditionNode  # noqa: Y015
+
+@_typing.final
+class ConditionNodes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConditionNode]: ...
+    def __init__(
+        self,
+        *,
+        nodes: _abc.Iterable[Global___ConditionNode] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nodes", b"nodes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConditionNodes: _TypeAlias = ConditionNodes  # noqa: Y015
+
+@_typing.final
+class Comparison(_message.Message):
+    """left.comparator(argument). Which argument field is set depends on the
+    comparator: value for EQ..LTE, CONTAINS, OMITS, STARTS_WITH, ENDS_WITH,
+    BEFORE_DATE, AFTER_DATE; values for ONE_OF and CONTAINS_ONE; span for
+    WITHIN_LAST, BEFORE_LAST, WITHIN_NEXT, AFTER_NEXT; none for IS_NULL, IS_SET.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEFT_FIELD_NUMBER: _builtins.int
+    COMPARATOR_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    SPAN_FIELD_NUMBER: _builtins.int
+    comparator: Global___Comparator.ValueType
+    @_builtins.property
+    def left(self) -> Global___Scalar: ...
+    @_builtins.property
+    def value(self) -> Global___Scalar: ...
+    @_builtins.property
+    def values(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]: ...
+    @_builtins.property
+    def span(self) -> Global___TimeSpan: ...
+    def __init__(
+        self,
+        *,
+        left: Global___Scalar | None = ...,
+        comparator: Global___Comparator.ValueType = ...,
+        value: Global___Scalar | None = ...,
+        values: _abc.Iterable[_struct_pb2.Value] | None = ...,
+        span: Global___TimeSpan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["left", b"left", "span", b"span", "value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparator", b"comparator", "left", b"left", "span", b"span", "value", b"value", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Comparison: _TypeAlias = Comparison  # noqa: Y015
+
+@_typing.final
+class Scalar(_message.Message):
+    """One value: an event stream reduced, a trait, a computed trait, an event
+    property or context path (inside where and reducers), or a literal.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    TRAIT_FIELD_NUMBER: _builtins.int
+    COMPUTED_TRAIT_FIELD_NUMBER: _builtins.int
+    PROPERTY_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    LITERAL_FIELD_NUMBER: _builtins.int
+    trait: _builtins.str
+    computed_trait: _builtins.str
+    property: _builtins.str
+    context: _builtins.str
+    @_builtins.property
+    def event(self) -> Global___EventAggregate: ...
+    @_builtins.property
+    def literal(self) -> _struct_pb2.Value:
+        """A string, number or boolean."""
+
+    def __init__(
+        self,
+        *,
+        event: Global___EventAggregate | None = ...,
+        trait: _builtins.str = ...,
+        computed_trait: _builtins.str = ...,
+        property: _builtins.str = ...,
+        context: _builtins.str = ...,
+        literal: _struct_pb2.Value | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["computed_trait", b"computed_trait", "context", b"context", "event", b"event", "literal", b"literal", "property", b"property", "scalar", b"scalar", "trait", b"trait"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["computed_trait", b"computed_trait", "context", b"context", "event", b"event", "literal", b"literal", "property", b"property", "scalar", b"scalar", "trait", b"trait"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_scalar: _TypeAlias = _typing.Literal["event", "trait", "computed_trait", "property", "context", "literal"]  # noqa: Y015
+    _WhichOneofArgType_scalar: _TypeAlias = _typing.Literal["scalar", b"scalar"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_scalar) -> _WhichOneofReturnType_scalar | None: ...
+
+Global___Scalar: _TypeAlias = Scalar  # noqa: Y015
+
+@_typing.final
+class EventAggregate(_message.Message):
+    """event('name').where(...).sources(exclude: [...]).within(...).reducer(...)"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    WHERE_FIELD_NUMBER: _builtins.int
+    EXCLUDE_SOURCES_FIELD_NUMBER: _builtins.int
+    WITHIN_FIELD_NUMBER: _builtins.int
+    BETWEEN_FIELD_NUMBER: _builtins.int
+    REDUCER_FIELD_NUMBER: _builtins.int
+    event: _builtins.str
+    @_builtins.property
+    def where(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConditionNode]:
+        """Each is a where(...) filter; all must hold."""
+
+    @_builtins.property
+    def exclude_sources(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Accepted and ignored: every source counts."""
+
+    @_builtins.property
+    def within(self) -> Global___TimeSpan: ...
+    @_builtins.property
+    def between(self) -> Global___TimeWindow: ...
+    @_builtins.property
+    def reducer(self) -> Global___Reducer: ...
+    def __init__(
+        self,
+        *,
+        event: _builtins.str = ...,
+        where: _abc.Iterable[Global___ConditionNode] | None = ...,
+        exclude_sources: _abc.Iterable[_builtins.str] | None = ...,
+        within: Global___TimeSpan | None = ...,
+        between: Global___TimeWindow | None = ...,
+        reducer: Global___Reducer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["between", b"between", "reducer", b"reducer", "window", b"window", "within", b"within"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["between", b"between", "event", b"event", "exclude_sources", b"exclude_sources", "reducer", b"reducer", "where", b"where", "window", b"window", "within", b"within"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_window: _TypeAlias = _typing.Literal["within", "between"]  # noqa: Y015
+    _WhichOneofArgType_window: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_window) -> _WhichOneofReturnType_window | None: ...
+
+Global___EventAggregate: _TypeAlias = EventAggregate  # noqa: Y015
+
+@_typing.final
+class TimeSpan(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    amount: _builtins.int
+    unit: Global___TimeUnit.ValueType
+    def __init__(
+        self,
+        *,
+        amount: _builtins.int = ...,
+        unit: Global___TimeUnit.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TimeSpan: _TypeAlias = TimeSpan  # noqa: Y015
+
+@_typing.final
+class TimeWindow(_message.Message):
+    """between(start, end)"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def start(self) -> Global___TimeSpan: ...
+    @_builtins.property
+    def end(self) -> Global___TimeSpan: ...
+    def __init__(
+        self,
+        *,
+        start: Global___TimeSpan | None = ...,
+        end: Global___TimeSpan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TimeWindow: _TypeAlias = TimeWindow  # noqa: Y015
+
+@_typing.final
+class Reducer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    MIN_COUNT_FIELD_NUMBER: _builtins.int
+    kind: Global___ReducerKind.ValueType
+    min_count: _builtins.int
+    """MODE only: the minimum frequency."""
+    @_builtins.property
+    def target(self) -> Global___Scalar:
+        """property(...) or context(...); unset for COUNT."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___ReducerKind.ValueType = ...,
+        target: Global___Scalar | None = ...,
+        min_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "min_count", b"min_count", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Reducer: _TypeAlias = Reducer  # noqa: Y015
 
 @_typing.final
 class Warning(_message.Message):

@@ -22,6 +22,25 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ConditionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConditionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConditionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONDITION_KIND_UNSPECIFIED: _ConditionKind.ValueType  # 0
+    """A boolean condition (audiences, journey steps)."""
+    CONDITION_KIND_COMPUTED_TRAIT: _ConditionKind.ValueType  # 1
+    """A computed trait's expression: an event stream reduced to a value."""
+
+class ConditionKind(_ConditionKind, metaclass=_ConditionKindEnumTypeWrapper): ...
+
+CONDITION_KIND_UNSPECIFIED: ConditionKind.ValueType  # 0
+"""A boolean condition (audiences, journey steps)."""
+CONDITION_KIND_COMPUTED_TRAIT: ConditionKind.ValueType  # 1
+"""A computed trait's expression: an event stream reduced to a value."""
+Global___ConditionKind: _TypeAlias = ConditionKind  # noqa: Y015
+
 class _DestinationKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -63,6 +82,55 @@ EVENT_MODE_TRACK: EventMode.ValueType  # 1
 EVENT_MODE_IDENTIFY: EventMode.ValueType  # 2
 """identify calls with the step key as a trait."""
 Global___EventMode: _TypeAlias = EventMode  # noqa: Y015
+
+@_typing.final
+class CheckConditionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    CONDITION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    """References to audiences and computed traits are checked in this space."""
+    kind: Global___ConditionKind.ValueType
+    @_builtins.property
+    def condition(self) -> _common_pb2.Condition: ...
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        condition: _common_pb2.Condition | None = ...,
+        kind: Global___ConditionKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition", "kind", b"kind", "space_id", b"space_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckConditionRequest: _TypeAlias = CheckConditionRequest  # noqa: Y015
+
+@_typing.final
+class CheckConditionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONDITION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def condition(self) -> _common_pb2.Condition:
+        """The canonical text and the tree."""
+
+    def __init__(
+        self,
+        *,
+        condition: _common_pb2.Condition | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckConditionResponse: _TypeAlias = CheckConditionResponse  # noqa: Y015
 
 @_typing.final
 class Audience(_message.Message):

@@ -114,6 +114,11 @@ class DefinitionServiceStub:
                 request_serializer=journeys_dot_v1_dot_definition__pb2.DeleteDestinationRequest.SerializeToString,
                 response_deserializer=journeys_dot_v1_dot_definition__pb2.DeleteDestinationResponse.FromString,
                 _registered_method=True)
+        self.CheckCondition = channel.unary_unary(
+                '/journeys.v1.DefinitionService/CheckCondition',
+                request_serializer=journeys_dot_v1_dot_definition__pb2.CheckConditionRequest.SerializeToString,
+                response_deserializer=journeys_dot_v1_dot_definition__pb2.CheckConditionResponse.FromString,
+                _registered_method=True)
 
 
 class DefinitionServiceServicer:
@@ -214,6 +219,15 @@ class DefinitionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckCondition(self, request, context):
+        """Checks a condition or computed-trait expression without saving anything:
+        returns its canonical text and tree, or INVALID_ARGUMENT naming the line
+        and column of the problem.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DefinitionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -291,6 +305,11 @@ def add_DefinitionServiceServicer_to_server(servicer, server):
                     servicer.DeleteDestination,
                     request_deserializer=journeys_dot_v1_dot_definition__pb2.DeleteDestinationRequest.FromString,
                     response_serializer=journeys_dot_v1_dot_definition__pb2.DeleteDestinationResponse.SerializeToString,
+            ),
+            'CheckCondition': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckCondition,
+                    request_deserializer=journeys_dot_v1_dot_definition__pb2.CheckConditionRequest.FromString,
+                    response_serializer=journeys_dot_v1_dot_definition__pb2.CheckConditionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -703,6 +722,33 @@ class DefinitionService:
             '/journeys.v1.DefinitionService/DeleteDestination',
             journeys_dot_v1_dot_definition__pb2.DeleteDestinationRequest.SerializeToString,
             journeys_dot_v1_dot_definition__pb2.DeleteDestinationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckCondition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/journeys.v1.DefinitionService/CheckCondition',
+            journeys_dot_v1_dot_definition__pb2.CheckConditionRequest.SerializeToString,
+            journeys_dot_v1_dot_definition__pb2.CheckConditionResponse.FromString,
             options,
             channel_credentials,
             insecure,

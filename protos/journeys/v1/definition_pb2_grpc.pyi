@@ -53,6 +53,11 @@ class DefinitionServiceStub:
     ListDestinations: _grpc.UnaryUnaryMultiCallable[_definition_pb2.ListDestinationsRequest, _definition_pb2.ListDestinationsResponse]
     UpdateDestination: _grpc.UnaryUnaryMultiCallable[_definition_pb2.UpdateDestinationRequest, _definition_pb2.UpdateDestinationResponse]
     DeleteDestination: _grpc.UnaryUnaryMultiCallable[_definition_pb2.DeleteDestinationRequest, _definition_pb2.DeleteDestinationResponse]
+    CheckCondition: _grpc.UnaryUnaryMultiCallable[_definition_pb2.CheckConditionRequest, _definition_pb2.CheckConditionResponse]
+    """Checks a condition or computed-trait expression without saving anything:
+    returns its canonical text and tree, or INVALID_ARGUMENT naming the line
+    and column of the problem.
+    """
 
 @_typing.type_check_only
 class DefinitionServiceAsyncStub(DefinitionServiceStub):
@@ -79,6 +84,11 @@ class DefinitionServiceAsyncStub(DefinitionServiceStub):
     ListDestinations: _aio.UnaryUnaryMultiCallable[_definition_pb2.ListDestinationsRequest, _definition_pb2.ListDestinationsResponse]  # type: ignore[assignment]
     UpdateDestination: _aio.UnaryUnaryMultiCallable[_definition_pb2.UpdateDestinationRequest, _definition_pb2.UpdateDestinationResponse]  # type: ignore[assignment]
     DeleteDestination: _aio.UnaryUnaryMultiCallable[_definition_pb2.DeleteDestinationRequest, _definition_pb2.DeleteDestinationResponse]  # type: ignore[assignment]
+    CheckCondition: _aio.UnaryUnaryMultiCallable[_definition_pb2.CheckConditionRequest, _definition_pb2.CheckConditionResponse]  # type: ignore[assignment]
+    """Checks a condition or computed-trait expression without saving anything:
+    returns its canonical text and tree, or INVALID_ARGUMENT naming the line
+    and column of the problem.
+    """
 
 class DefinitionServiceServicer(metaclass=_abc_1.ABCMeta):
     """The definitions journeys refer to: audiences, computed traits and
@@ -192,5 +202,16 @@ class DefinitionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _definition_pb2.DeleteDestinationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_definition_pb2.DeleteDestinationResponse, _abc.Awaitable[_definition_pb2.DeleteDestinationResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CheckCondition(
+        self,
+        request: _definition_pb2.CheckConditionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_definition_pb2.CheckConditionResponse, _abc.Awaitable[_definition_pb2.CheckConditionResponse]]:
+        """Checks a condition or computed-trait expression without saving anything:
+        returns its canonical text and tree, or INVALID_ARGUMENT naming the line
+        and column of the problem.
+        """
 
 def add_DefinitionServiceServicer_to_server(servicer: DefinitionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

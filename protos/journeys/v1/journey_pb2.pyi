@@ -163,8 +163,8 @@ class Step(_message.Message):
     MULTI_BRANCH_SPLIT_FIELD_NUMBER: _builtins.int
     SEND_TO_DESTINATIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Identifier, unique in the journey (1-64 characters of [A-Za-z0-9_.-]).
-    Generated when empty.
+    """Identifier, unique in the journey (1-64 characters of [A-Za-z0-9_.-]);
+    required, since steps link to their children by id.
     """
     name: _builtins.str
     """At most 170 characters."""
@@ -384,7 +384,7 @@ class SendToDestinationsStep(_message.Message):
     key: _builtins.str
     """The step's audience key, generated when empty and fixed afterwards:
     "j_o_" + slug(journey name) + "__" + slug(step name) + "_" + 6 characters.
-    Unique in the space.
+    Unique in the space. A new step may bring its own key of that form.
     """
     next_step_id: _builtins.str
     """The child step; optional."""

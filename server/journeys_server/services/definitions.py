@@ -11,12 +11,17 @@ from journeys.v1 import definition_pb2_grpc
 from journeys_engine import Engine
 from journeys_engine.model import Audience, ComputedTrait, DefinitionKind, Destination
 from journeys_server.convert import (
+    Problems,
     audience_from_proto,
     audience_to_proto,
     computed_trait_from_proto,
     computed_trait_to_proto,
+    condition_from_proto,
+    condition_to_proto,
     destination_from_proto,
     destination_to_proto,
+    expression_from_proto,
+    expression_to_proto,
 )
 from journeys_server.errors import handle_errors
 
@@ -42,10 +47,12 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
     async def CreateAudience(
         self, request: pb.CreateAudienceRequest, context: Context
     ) -> pb.CreateAudienceResponse:
+        problems = Problems()
         created = await self._defs.create(
             request.space_id,
-            audience_from_proto(request.audience),
+            audience_from_proto(request.audience, problems),
             validate_only=request.validate_only,
+            problems=problems.found,
         )
         assert isinstance(created, Audience)
         return pb.CreateAudienceResponse(audience=audience_to_proto(created))
@@ -74,11 +81,13 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
     async def UpdateAudience(
         self, request: pb.UpdateAudienceRequest, context: Context
     ) -> pb.UpdateAudienceResponse:
+        problems = Problems()
         updated = await self._defs.update(
             request.space_id,
-            audience_from_proto(request.audience),
+            audience_from_proto(request.audience, problems),
             update_mask=tuple(request.update_mask.paths),
             validate_only=request.validate_only,
+            problems=problems.found,
         )
         assert isinstance(updated, Audience)
         return pb.UpdateAudienceResponse(audience=audience_to_proto(updated))
@@ -96,10 +105,12 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
     async def CreateComputedTrait(
         self, request: pb.CreateComputedTraitRequest, context: Context
     ) -> pb.CreateComputedTraitResponse:
+        problems = Problems()
         created = await self._defs.create(
             request.space_id,
-            computed_trait_from_proto(request.computed_trait),
+            computed_trait_from_proto(request.computed_trait, problems),
             validate_only=request.validate_only,
+            problems=problems.found,
         )
         assert isinstance(created, ComputedTrait)
         return pb.CreateComputedTraitResponse(computed_trait=computed_trait_to_proto(created))
@@ -130,11 +141,13 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
     async def UpdateComputedTrait(
         self, request: pb.UpdateComputedTraitRequest, context: Context
     ) -> pb.UpdateComputedTraitResponse:
+        problems = Problems()
         updated = await self._defs.update(
             request.space_id,
-            computed_trait_from_proto(request.computed_trait),
+            computed_trait_from_proto(request.computed_trait, problems),
             update_mask=tuple(request.update_mask.paths),
             validate_only=request.validate_only,
+            problems=problems.found,
         )
         assert isinstance(updated, ComputedTrait)
         return pb.UpdateComputedTraitResponse(computed_trait=computed_trait_to_proto(updated))
@@ -152,10 +165,12 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
     async def CreateDestination(
         self, request: pb.CreateDestinationRequest, context: Context
     ) -> pb.CreateDestinationResponse:
+        problems = Problems()
         created = await self._defs.create(
             request.space_id,
-            destination_from_proto(request.destination),
+            destination_from_proto(request.destination, problems),
             validate_only=request.validate_only,
+            problems=problems.found,
         )
         assert isinstance(created, Destination)
         return pb.CreateDestinationResponse(destination=destination_to_proto(created))
@@ -189,11 +204,13 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
     async def UpdateDestination(
         self, request: pb.UpdateDestinationRequest, context: Context
     ) -> pb.UpdateDestinationResponse:
+        problems = Problems()
         updated = await self._defs.update(
             request.space_id,
-            destination_from_proto(request.destination),
+            destination_from_proto(request.destination, problems),
             update_mask=tuple(request.update_mask.paths),
             validate_only=request.validate_only,
+            problems=problems.found,
         )
         assert isinstance(updated, Destination)
         return pb.UpdateDestinationResponse(destination=destination_to_proto(updated))
@@ -204,3 +221,24 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
     ) -> pb.DeleteDestinationResponse:
         await self._defs.delete(request.space_id, _DESTINATION, request.destination_id)
         return pb.DeleteDestinationResponse()
+
+    # Conditions
+
+    @handle_errors
+    async def CheckCondition(
+        self, request: pb.CheckConditionRequest, context: Context
+    ) -> pb.CheckConditionResponse:
+        problems = Problems()
+        if request.kind == pb.CONDITION_KIND_COMPUTED_TRAIT:
+            expression = expression_from_proto(request.condition, "condition", problems)
+            checked = await self._defs.check_condition(
+                request.space_id, expression, expression=True, problems=problems.found
+            )
+            return pb.CheckConditionResponse(condition=expression_to_proto(checked))
+        if request.kind != pb.CONDITION_KIND_UNSPECIFIED:
+            problems.report("kind", f"{request.kind} is not a condition kind")
+        condition = condition_from_proto(request.condition, "condition", problems)
+        checked = await self._defs.check_condition(
+            request.space_id, condition, problems=problems.found
+        )
+        return pb.CheckConditionResponse(condition=condition_to_proto(checked))

@@ -9,6 +9,7 @@ from journeys.v1 import journey_pb2, journey_pb2_grpc
 
 from journeys_engine import Engine, Move
 from journeys_server.convert import (
+    Problems,
     journey_from_proto,
     journey_to_proto,
     status_from_proto,
@@ -31,11 +32,13 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
     async def CreateJourney(
         self, request: journey_pb2.CreateJourneyRequest, context: Context
     ) -> journey_pb2.CreateJourneyResponse:
+        problems = Problems()
         saved = await self._engine.journeys.create(
             request.space_id,
-            journey_from_proto(request.journey),
+            journey_from_proto(request.journey, problems),
             journey_id=request.journey_id,
             validate_only=request.validate_only,
+            problems=problems.found,
         )
         return journey_pb2.CreateJourneyResponse(
             journey=journey_to_proto(saved.journey), warnings=warnings_to_proto(saved.warnings)
@@ -52,6 +55,7 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
     async def ListJourneys(
         self, request: journey_pb2.ListJourneysRequest, context: Context
     ) -> journey_pb2.ListJourneysResponse:
+        await self._engine.spaces.get(request.space_id)
         page = await self._engine.journeys.list(
             request.space_id,
             status=status_from_proto(request.status, "status"),
@@ -67,11 +71,13 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
     async def UpdateJourney(
         self, request: journey_pb2.UpdateJourneyRequest, context: Context
     ) -> journey_pb2.UpdateJourneyResponse:
+        problems = Problems()
         saved = await self._engine.journeys.update(
             request.space_id,
-            journey_from_proto(request.journey),
+            journey_from_proto(request.journey, problems),
             update_mask=tuple(request.update_mask.paths),
             validate_only=request.validate_only,
+            problems=problems.found,
         )
         return journey_pb2.UpdateJourneyResponse(
             journey=journey_to_proto(saved.journey), warnings=warnings_to_proto(saved.warnings)

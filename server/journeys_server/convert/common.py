@@ -1,0 +1,55 @@
+"""Shared pieces of the protobuf edge: collected problems, times, durations."""
+
+from __future__ import annotations
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from journeys_engine.errors import FieldViolation, InvalidArgumentError
+
+__all__ = ["Problems", "duration_ms", "duration_proto", "timestamp_proto"]
+
+_NANOS_PER_MS = 1_000_000
+_NANOS_PER_SECOND = 1_000_000_000
+
+
+class Problems:
+    """Problems found while decoding a request, reported with the engine's own."""
+
+    def __init__(self) -> None:
+        self.found: list[FieldViolation] = []
+
+    def report(self, path: str, description: str) -> None:
+        self.found.append(FieldViolation(path, description))
+
+    def raise_any(self) -> None:
+        """Raises the problems found so far, if any."""
+        if self.found:
+            raise InvalidArgumentError(self.found)
+
+
+def timestamp_proto(ms: int | None) -> Timestamp | None:
+    if ms is None:
+        return None
+    ts = Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
+def duration_proto(ms: int | None) -> Duration | None:
+    if ms is None:
+        return None
+    d = Duration()
+    d.FromMilliseconds(ms)
+    return d
+
+
+def duration_ms(d: Duration, path: str, problems: Problems) -> int:
+    """A Duration in whole milliseconds; reports one that is malformed or finer."""
+    if abs(d.nanos) >= _NANOS_PER_SECOND or (
+        d.seconds and d.nanos and (d.seconds < 0) != (d.nanos < 0)
+    ):
+        problems.report(path, "is not a valid duration (seconds and nanos disagree)")
+    elif d.nanos % _NANOS_PER_MS:
+        problems.report(path, "must be a whole number of milliseconds")
+    return d.seconds * 1000 + d.nanos // _NANOS_PER_MS
