@@ -100,7 +100,8 @@ class JourneysServer:
             ),
             clock=clock,
         )
-        try:
+        async with contextlib.AsyncExitStack() as on_failure:
+            on_failure.push_async_callback(engine.close)
             server = grpc.aio.server(
                 interceptors=[AuthorizationInterceptor(authorizer or AllowAll())],
                 # A second server on a busy port must fail, not share it silently.
@@ -122,11 +123,10 @@ class JourneysServer:
             except RuntimeError as err:
                 raise OSError(f"cannot listen on {address}: {err}") from err
             await server.start()
+            on_failure.push_async_callback(server.stop, None)
             for name in ("", *SERVICE_NAMES):
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        except BaseException:
-            await engine.close()
-            raise
+            on_failure.pop_all()
         return cls(engine, server, port, settings)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -140,10 +140,6 @@ class JourneysServer:
         finally:
             await self.engine.close()
             self._stopped.set()
-
-    async def wait_stopped(self) -> None:
-        """Returns once :meth:`stop` has finished."""
-        await self._stopped.wait()
 
     async def __aenter__(self) -> JourneysServer:
         return self

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from journeys.v1 import definition_pb2, journey_pb2
+from journeys.v1 import common_pb2, definition_pb2, journey_pb2
 from journeys_client import FieldViolation, InvalidArgumentError, JourneysClient, NotFoundError
-from journeys_client.files import KINDS, Document, kind_of, to_doc
+from journeys_client.files import KINDS, Document, FileFormatError, kind_of, to_doc
 
 __all__ = ["Change", "apply_documents", "changed_fields"]
 
@@ -23,6 +23,12 @@ _MUTABLE = {
     "Audience": ("name", "description", "condition"),
     "ComputedTrait": ("name", "description", "expression"),
     "Destination": ("name", "type"),
+}
+# How the server's messages name a definition: "destination 'email' does not exist".
+_NAMED_AS = {
+    "Destination": "destination",
+    "Audience": "audience",
+    "ComputedTrait": "computed_trait",
 }
 # Document fields whose update mask path differs (a destination's type is its kind,
 # which is fixed: asking to change it gets the server's refusal).
@@ -46,8 +52,10 @@ class Change:
 def changed_fields(kind: str, wanted: Document, current: Document) -> tuple[str, ...]:
     """The mutable top-level fields that differ, comparing canonical documents.
 
-    Generated step keys count only when the wanted document states them.
+    Generated step keys count only when the wanted document states them; a
+    condition the file gives as a tree is compared with the server's tree.
     """
+    current = _like(wanted, current)
     want = to_doc(wanted, include_output=True)
     have = to_doc(current, include_output=True)
     if kind == "Journey":
@@ -56,6 +64,39 @@ def changed_fields(kind: str, wanted: Document, current: Document) -> tuple[str,
             if step.get("id") not in stated:
                 step.pop("key", None)
     return tuple(f for f in _MUTABLE[kind] if want.get(f) != have.get(f))
+
+
+def _like(wanted: Document, current: Document) -> Document:
+    """``current`` with its conditions' text dropped where ``wanted`` gives only a tree."""
+    copy = type(current)()
+    copy.CopyFrom(current)  # type: ignore[arg-type]
+    have = _conditions(copy)
+    for where, condition in _conditions(wanted).items():
+        if not condition.text and where in have:
+            have[where].ClearField("text")
+    return copy
+
+
+def _conditions(doc: Document) -> dict[tuple[str, ...], common_pb2.Condition]:
+    """Every condition of a document, by a path that does not depend on step order."""
+    match doc:
+        case definition_pb2.Audience():
+            return {("condition",): doc.condition}
+        case definition_pb2.ComputedTrait():
+            return {("expression",): doc.expression}
+        case journey_pb2.Journey():
+            found: dict[tuple[str, ...], common_pb2.Condition] = {
+                ("exit_condition",): doc.settings.exit_condition
+            }
+            for step in doc.steps:
+                kind = step.WhichOneof("kind")
+                if kind == "multi_branch_split":
+                    for branch in step.multi_branch_split.branches:
+                        found[(step.id, branch.name)] = branch.condition
+                elif kind in ("entry", "wait_condition", "true_false_split"):
+                    found[(step.id,)] = getattr(step, kind).condition
+            return found
+    return {}
 
 
 def _order(docs: Iterable[Document]) -> list[Document]:
@@ -79,24 +120,26 @@ async def apply_documents(
     nothing the second time.
 
     Raises:
-        ValueError: a document has no id.
+        FileFormatError: a document has no id, or one is described twice.
         JourneysClientError: the server refused a document; those before it
             were applied.
     """
     missing = [kind_of(d) for d in docs if not d.id]
     if missing:
-        raise ValueError(f"every document needs an id to be applied (missing in: {missing[0]})")
+        raise FileFormatError([f"every document needs an id to be applied ({missing[0]} has none)"])
     unique: dict[tuple[str, str], Document] = {}
     for doc in docs:
         seen = unique.setdefault((kind_of(doc), doc.id), doc)
         if seen != doc:
-            raise ValueError(f"{_RESOURCE[kind_of(doc)]}/{doc.id} is described twice, differently")
+            raise FileFormatError(
+                [f"{_RESOURCE[kind_of(doc)]}/{doc.id} is described twice, differently"]
+            )
     changes = []
-    pending: set[str] = set()  # definitions a dry run would have created
+    pending: set[str] = set()  # "kind 'id'" of definitions a dry run would have created
     for doc in _order(unique.values()):
         change = await _apply_one(client, doc, dry_run=dry_run, pending=pending)
-        if dry_run and change.action.startswith("created") and kind_of(doc) != "Journey":
-            pending.add(doc.id)
+        if dry_run and change.action.startswith("created") and kind_of(doc) in _NAMED_AS:
+            pending.add(f"{_NAMED_AS[kind_of(doc)]} '{doc.id}'")
         report(change)
         changes.append(change)
     return changes
@@ -133,7 +176,7 @@ async def _apply_one(
 def _missing_one_of(violation: FieldViolation, pending: set[str]) -> bool:
     """Whether a violation only says that one of ``pending`` does not exist yet."""
     text = violation.description
-    return "does not exist" in text and any(f"'{def_id}'" in text for def_id in pending)
+    return "does not exist" in text and any(name in text for name in pending)
 
 
 @dataclass(frozen=True, slots=True)

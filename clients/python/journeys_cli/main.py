@@ -9,25 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import click
+import yaml
+from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
-from journeys.v1 import journey_pb2
 from journeys_client import (
     DEFAULT_SERVER,
     DEFAULT_SPACE,
-    FileFormatError,
+    InvalidArgumentError,
     JourneysClient,
     JourneysClientError,
     UnavailableError,
     dump_documents,
     load_file,
 )
-from journeys_client.files import Document, to_doc
+from journeys_client.files import STATUS_NAMES, Document, to_doc
 
 from journeys_cli.apply import apply_documents
 from journeys_cli.output import FORMATS, emit
@@ -37,12 +40,6 @@ __all__ = ["cli", "main"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_STATUS = {
-    journey_pb2.JOURNEY_STATUS_DRAFT: "draft",
-    journey_pb2.JOURNEY_STATUS_PUBLISHED: "published",
-    journey_pb2.JOURNEY_STATUS_PAUSED: "paused",
-    journey_pb2.JOURNEY_STATUS_ARCHIVED: "archived",
-}
 _KINDS = ("journey", "audience", "computed-trait", "destination")
 
 
@@ -69,8 +66,12 @@ def _run(coro: Coroutine[Any, Any, T], target: Target) -> T:
         _fail(f"cannot reach the journeys server at {target.server}: {err.message}")
     except JourneysClientError as err:
         _fail(str(err))
-    except FileFormatError as err:
-        _fail("the file is not valid:\n" + "\n".join(f"  {p}" for p in err.problems))
+    except click.ClickException:
+        raise
+    except Exception as err:
+        if os.environ.get("JOURNEYS_DEBUG"):
+            raise
+        _fail(f"unexpected {type(err).__name__}: {err} (set JOURNEYS_DEBUG=1 for details)")
     raise AssertionError("unreachable")
 
 
@@ -186,10 +187,7 @@ async def apply(client: JourneysClient, files: tuple[str, ...], dry_run: bool) -
       journeys apply -f examples/cart-abandonment.yaml
     """
     docs = [doc for path in files for doc in load_file(path)]
-    try:
-        await apply_documents(client, docs, dry_run=dry_run, report=lambda c: click.echo(str(c)))
-    except ValueError as err:
-        _fail(str(err))
+    await apply_documents(client, docs, dry_run=dry_run, report=lambda c: click.echo(str(c)))
 
 
 @cli.command()
@@ -250,7 +248,7 @@ async def list_(client: JourneysClient, what: str, fmt: str) -> None:
             [to_doc(j, include_output=True) for j in journeys],
             headers=("id", "name", "status", "steps", "updated"),
             rows=[
-                (j.id, j.name, _STATUS.get(j.status, "?"), len(j.steps), _time(j.update_time))
+                (j.id, j.name, STATUS_NAMES.get(j.status, "?"), len(j.steps), _time(j.update_time))
                 for j in journeys
             ],
         )
@@ -333,6 +331,8 @@ async def delete(client: JourneysClient, args: tuple[str, ...]) -> None:
       journeys delete cart-abandonment
       journeys delete destination braze
     """
+    if len(args) == 1 and args[0] in _KINDS:
+        raise click.UsageError(f"name the {args[0]} to delete: journeys delete {args[0]} ID")
     if len(args) == 1:
         kind, resource_id = "journey", args[0]
     elif len(args) == 2 and args[0] in _KINDS:
@@ -367,6 +367,56 @@ async def space_create(client: JourneysClient, space_id: str, display_name: str)
     """
     created = await client.create_space(space_id, display_name)
     click.echo(f"space/{created.id} created")
+
+
+@cli.group()
+def condition() -> None:
+    """Work with conditions (Segment's audience query language)."""
+
+
+@condition.command(name="check")
+@click.argument("text")
+@click.option("--computed-trait", is_flag=True, help="Check a computed-trait expression instead.")
+@click.option("-o", "--output", "fmt", type=click.Choice(("yaml", "json")), default="yaml")
+@click.pass_obj
+def condition_check(target: Target, text: str, computed_trait: bool, fmt: str) -> None:
+    """Check a condition: print its canonical text and its tree, or the error and where.
+
+    \b
+    Example:
+      journeys condition check "event('Order Completed').within(7 days).count() >= 1"
+    """
+
+    async def body() -> Any:
+        async with target.client() as client:
+            return await client.check_condition(text, computed_trait=computed_trait)
+
+    try:
+        checked = asyncio.run(body())
+    except InvalidArgumentError as err:
+        click.echo(f"error: {_pointed(text, err)}", err=True)
+        sys.exit(1)
+    except UnavailableError as err:
+        _fail(f"cannot reach the journeys server at {target.server}: {err.message}")
+    tree = checked.scalar if computed_trait else checked.tree
+    data = {"text": checked.text, "tree": json_format.MessageToDict(tree)}
+    if fmt == "json":
+        emit("json", data)
+    else:
+        click.echo(checked.text)
+        click.echo(yaml.safe_dump(data["tree"], sort_keys=False, allow_unicode=True).rstrip())
+
+
+def _pointed(text: str, err: InvalidArgumentError) -> str:
+    """The error with the offending line of the text and a caret under the column."""
+    lines = [str(err)]
+    for violation in err.field_violations:
+        found = re.match(r"line (\d+), column (\d+): ", violation.description)
+        if found:
+            line, column = int(found.group(1)), int(found.group(2))
+            source = text.splitlines()[line - 1] if line <= len(text.splitlines()) else ""
+            lines += [f"    {source}", "    " + " " * (column - 1) + "^"]
+    return "\n".join(lines)
 
 
 def main() -> None:

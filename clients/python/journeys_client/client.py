@@ -18,6 +18,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 from journeys.v1 import (
+    common_pb2,
     definition_pb2,
     definition_pb2_grpc,
     journey_pb2,
@@ -410,3 +411,26 @@ class JourneysClient:
             space_id=self._space(space), destination_id=destination_id
         )
         await self._call(self._definitions.DeleteDestination, request)
+
+    # Conditions
+
+    async def check_condition(
+        self,
+        condition: common_pb2.Condition | str,
+        *,
+        computed_trait: bool = False,
+        space: str | None = None,
+    ) -> common_pb2.Condition:
+        """Checks a condition (or a computed-trait expression); returns its canonical
+        text and tree, or raises InvalidArgumentError naming the line and column."""
+        if isinstance(condition, str):
+            condition = common_pb2.Condition(text=condition)
+        kind = (
+            definition_pb2.CONDITION_KIND_COMPUTED_TRAIT
+            if computed_trait
+            else definition_pb2.CONDITION_KIND_UNSPECIFIED
+        )
+        request = definition_pb2.CheckConditionRequest(
+            space_id=self._space(space), condition=condition, kind=kind
+        )
+        return (await self._call(self._definitions.CheckCondition, request)).condition

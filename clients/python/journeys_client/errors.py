@@ -3,6 +3,7 @@
 ::
 
     JourneysClientError           code, message, field_violations, precondition_violations
+    ├── FileFormatError           (journeys_client.files) journey files that cannot be sent
     ├── InvalidArgumentError      INVALID_ARGUMENT (field_violations name each bad field)
     ├── NotFoundError             NOT_FOUND
     ├── AlreadyExistsError        ALREADY_EXISTS
@@ -56,11 +57,11 @@ class PreconditionViolation:
 
 
 class JourneysClientError(Exception):
-    """A call failed; carries the server's status and details."""
+    """A call failed; carries the server's status (None for client-side errors) and details."""
 
     def __init__(
         self,
-        code: grpc.StatusCode,
+        code: grpc.StatusCode | None,
         message: str,
         *,
         field_violations: tuple[FieldViolation, ...] = (),
@@ -73,7 +74,8 @@ class JourneysClientError(Exception):
         self.precondition_violations = precondition_violations
 
     def __str__(self) -> str:
-        lines = [self.message]
+        # The server's message already lists invalid fields; show them once, one per line.
+        lines = ["invalid request:"] if self.field_violations else [self.message]
         lines += [f"  {v.field}: {v.description}" for v in self.field_violations]
         lines += [f"  {v.subject}: {v.description}" for v in self.precondition_violations]
         return "\n".join(lines)

@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from journeys.v1 import common_pb2, definition_pb2, journey_pb2
 
 from journeys_client.durations import format_duration, parse_duration
+from journeys_client.errors import JourneysClientError
 
 __all__ = [
     "KINDS",
+    "STATUS_NAMES",
     "Document",
     "FileFormatError",
     "dump_documents",
@@ -52,7 +55,7 @@ _STEP_TYPES = (
     "send_to_destinations",
 )
 _CONDITIONED = ("entry", "wait_condition", "true_false_split")
-_STATUS_NAMES = {
+STATUS_NAMES = {
     journey_pb2.JOURNEY_STATUS_DRAFT: "draft",
     journey_pb2.JOURNEY_STATUS_PUBLISHED: "published",
     journey_pb2.JOURNEY_STATUS_PAUSED: "paused",
@@ -65,12 +68,15 @@ _DESTINATION_TYPES = {
 }
 
 
-class FileFormatError(ValueError):
-    """A file is not a valid journey file; ``problems`` lists each ``where: what``."""
+class FileFormatError(JourneysClientError):
+    """Files that cannot be sent as they are; ``problems`` lists each ``where: what``."""
 
     def __init__(self, problems: Iterable[str]) -> None:
         self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
+        super().__init__(None, "\n".join(self.problems))
+
+    def __str__(self) -> str:
+        return "the files are not valid:\n" + "\n".join(f"  {p}" for p in self.problems)
 
 
 class _Reader:
@@ -80,10 +86,12 @@ class _Reader:
         self.where = where
         self.problems = problems
         self.data: Mapping[str, Any] = {}
-        if isinstance(value, Mapping):
-            self.data = value
-        else:
+        if not isinstance(value, Mapping):
             self.report("", f"must be a mapping (got {_type_name(value)})")
+        elif not value:
+            self.report("", "is empty")
+        else:
+            self.data = value
         self.used: set[str] = set()
 
     def report(self, key: str, message: str) -> None:
@@ -123,12 +131,35 @@ class _Reader:
             return None
         try:
             ms = parse_duration(value)
-        except ValueError as err:
-            self.report(key, str(err))
+            d = Duration()
+            d.FromMilliseconds(ms)
+        except (ValueError, OverflowError) as err:
+            self.report(key, str(err) if isinstance(err, ValueError) and "'" in str(err) else
+                        f"{value!r} is too long a duration")  # fmt: skip
             return None
-        d = Duration()
-        d.FromMilliseconds(ms)
         return d
+
+    def condition(
+        self, key: str, *, required: bool = False, expression: bool = False
+    ) -> common_pb2.Condition | None:
+        """Condition text, or a condition tree written as a mapping."""
+        self.used.add(key)
+        value = self.data.get(key)
+        if value is None or value == "":
+            if required:
+                self.report(key, "is required")
+            return None
+        if isinstance(value, str):
+            return common_pb2.Condition(text=value)
+        if isinstance(value, Mapping):
+            message = common_pb2.Condition()
+            try:
+                json_format.ParseDict(dict(value), message.scalar if expression else message.tree)
+            except json_format.ParseError as err:
+                self.report(key, f"is not a condition tree: {err}")
+            return message
+        self.report(key, f"must be condition text or a condition tree (got {_type_name(value)})")
+        return None
 
     def items(self, key: str) -> list[Any]:
         self.used.add(key)
@@ -166,10 +197,6 @@ def _type_name(value: object) -> str:
     return {bool: "true/false", int: "a number", float: "a number", str: "text"}.get(
         type(value), "a list" if isinstance(value, list) else "a mapping"
     )
-
-
-def _condition(text: str) -> common_pb2.Condition | None:
-    return common_pb2.Condition(text=text) if text else None
 
 
 # Reading
@@ -261,7 +288,7 @@ def _journey_from(r: _Reader) -> journey_pb2.Journey:
             journey.settings.exit_after.CopyFrom(exit_after)
         if reentry_after is not None:
             journey.settings.reentry_after.CopyFrom(reentry_after)
-        exit_condition = _condition(s.text("exit_condition"))
+        exit_condition = s.condition("exit_condition")
         if exit_condition is not None:
             journey.settings.exit_condition.CopyFrom(exit_condition)
         s.finish()
@@ -277,7 +304,7 @@ def _step_from(r: _Reader) -> journey_pb2.Step | None:
         return None
     step = journey_pb2.Step(id=r.text("id", required=True), name=r.text("name", required=True))
     kind = r.text("type", required=True)
-    condition = _condition(r.text("condition")) if kind in _CONDITIONED else None
+    condition = r.condition("condition") if kind in _CONDITIONED else None
     match kind:
         case "entry":
             step.entry.CopyFrom(
@@ -312,7 +339,7 @@ def _step_from(r: _Reader) -> journey_pb2.Step | None:
                 split.branches.append(
                     journey_pb2.Branch(
                         name=b.text("name", required=True),
-                        condition=_condition(b.text("condition", required=True)),
+                        condition=b.condition("condition", required=True),
                         next_step_id=b.text("next"),
                     )
                 )
@@ -340,7 +367,7 @@ def _audience_from(r: _Reader) -> definition_pb2.Audience:
         id=r.text("id", required=True),
         name=r.text("name", required=True),
         description=r.text("description"),
-        condition=_condition(r.text("condition", required=True)),
+        condition=r.condition("condition", required=True),
     )
 
 
@@ -349,7 +376,7 @@ def _trait_from(r: _Reader) -> definition_pb2.ComputedTrait:
         id=r.text("id", required=True),
         name=r.text("name", required=True),
         description=r.text("description"),
-        expression=_condition(r.text("expression", required=True)),
+        expression=r.condition("expression", required=True, expression=True),
     )
 
 
@@ -391,7 +418,7 @@ def to_doc(message: Document, *, include_output: bool = False) -> dict[str, Any]
                     "id": message.id,
                     "name": message.name,
                     "description": message.description,
-                    "condition": message.condition.text,
+                    "condition": _condition_doc(message.condition),
                 }
             )
         case definition_pb2.ComputedTrait():
@@ -401,7 +428,7 @@ def to_doc(message: Document, *, include_output: bool = False) -> dict[str, Any]
                     "id": message.id,
                     "name": message.name,
                     "description": message.description,
-                    "expression": message.expression.text,
+                    "expression": _condition_doc(message.expression),
                 }
             )
         case definition_pb2.Destination():
@@ -427,7 +454,7 @@ def _journey_doc(journey: journey_pb2.Journey, include_output: bool) -> dict[str
             "reentry_after": (
                 _duration_text(s.reentry_after) if s.HasField("reentry_after") else ""
             ),
-            "exit_condition": s.exit_condition.text,
+            "exit_condition": _condition_doc(s.exit_condition),
         }
     )
     doc: dict[str, Any] = {
@@ -437,7 +464,7 @@ def _journey_doc(journey: journey_pb2.Journey, include_output: bool) -> dict[str
         "description": journey.description,
     }
     if include_output:
-        doc["status"] = _STATUS_NAMES.get(journey.status, "")
+        doc["status"] = STATUS_NAMES.get(journey.status, "")
     doc["settings"] = settings
     doc["steps"] = [_step_doc(step, include_output) for step in journey.steps]
     return _drop_empty(doc)
@@ -449,7 +476,7 @@ def _step_doc(step: journey_pb2.Step, include_output: bool) -> dict[str, Any]:
     match kind:
         case "entry":
             doc |= {
-                "condition": step.entry.condition.text,
+                "condition": _condition_doc(step.entry.condition),
                 "use_historical_data": step.entry.use_historical_data or None,
                 "next": step.entry.next_step_id,
             }
@@ -460,19 +487,25 @@ def _step_doc(step: journey_pb2.Step, include_output: bool) -> dict[str, Any]:
             }
         case "wait_condition":
             doc |= {
-                "condition": step.wait_condition.condition.text,
+                "condition": _condition_doc(step.wait_condition.condition),
                 "next": step.wait_condition.next_step_id,
             }
         case "true_false_split":
             t = step.true_false_split
             doc |= {
-                "condition": t.condition.text,
+                "condition": _condition_doc(t.condition),
                 "if_true": t.true_step_id,
                 "if_false": t.false_step_id,
             }
         case "multi_branch_split":
             doc["branches"] = [
-                _drop_empty({"name": b.name, "condition": b.condition.text, "next": b.next_step_id})
+                _drop_empty(
+                    {
+                        "name": b.name,
+                        "condition": _condition_doc(b.condition),
+                        "next": b.next_step_id,
+                    }
+                )
                 for b in step.multi_branch_split.branches
             ]
         case "send_to_destinations":
@@ -483,6 +516,16 @@ def _step_doc(step: journey_pb2.Step, include_output: bool) -> dict[str, Any]:
                 "next": d.next_step_id,
             }
     return _drop_empty(doc, keep=("destinations",) if kind == "send_to_destinations" else ())
+
+
+def _condition_doc(condition: common_pb2.Condition) -> str | dict[str, Any]:
+    """The text; a condition given only as a tree is written as its mapping."""
+    if condition.text:
+        return condition.text
+    for tree in (condition.tree, condition.scalar):
+        if tree.ByteSize():
+            return json_format.MessageToDict(tree, preserving_proto_field_name=True)
+    return ""
 
 
 def _duration_text(d: Duration) -> str:
