@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 from journeys_cli.apply import apply_documents
-from journeys_client import FailedPreconditionError, InvalidArgumentError, JourneysClient
+from journeys_client import (
+    FailedPreconditionError,
+    FileFormatError,
+    InvalidArgumentError,
+    JourneysClient,
+)
 from journeys_client.files import load_file, parse_documents
 
 from tests.helpers.builders import EXAMPLES
@@ -48,7 +53,7 @@ async def test_the_same_id_described_twice_differently_is_refused(client: Journe
         "kind: Destination\nid: d\nname: D\ntype: track\n---\n"
         "kind: Destination\nid: d\nname: D\ntype: list\n"
     )
-    with pytest.raises(ValueError, match="destination/d is described twice, differently"):
+    with pytest.raises(FileFormatError, match="destination/d is described twice, differently"):
         await apply_documents(client, docs)
     assert await client.list_destinations() == []
 
@@ -64,7 +69,7 @@ async def test_a_destination_type_cannot_change(client: JourneysClient) -> None:
 
 
 async def test_documents_need_ids(client: JourneysClient) -> None:
-    with pytest.raises(ValueError, match="needs an id"):
+    with pytest.raises(FileFormatError, match="needs an id"):
         await apply_documents(client, parse_documents("kind: Journey\nname: J\nsteps: []\n"))
 
 
