@@ -9,6 +9,7 @@ from journeys_engine.clock import Clock, ManualClock, SystemClock
 from journeys_engine.engine import Engine, EngineSettings
 from journeys_engine.errors import (
     AlreadyExistsError,
+    ConditionError,
     FailedPreconditionError,
     FieldViolation,
     InUseError,
@@ -26,6 +27,7 @@ __all__ = [
     "DEFAULT_SPACE",
     "AlreadyExistsError",
     "Clock",
+    "ConditionError",
     "Engine",
     "EngineSettings",
     "FailedPreconditionError",

@@ -28,6 +28,7 @@ def test_engine_public_api_is_pinned() -> None:
         "DEFAULT_SPACE",
         "AlreadyExistsError",
         "Clock",
+        "ConditionError",
         "Engine",
         "EngineSettings",
         "FailedPreconditionError",

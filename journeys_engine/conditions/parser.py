@@ -104,7 +104,7 @@ def parse_expression(text: str) -> EventAggregate:
     parser = _Parser(text, 1)
     start = parser.peek()
     chain = parser.chain(in_where=False)
-    if chain.kind == "comparison":
+    if chain.kind == "comparison" or parser.peek().kind is Kind.OP:
         parser.fail(
             start,
             "a computed trait ends in a reducer such as sum(property('revenue')), "
@@ -234,7 +234,10 @@ class _Parser:
             op_token = self.take()
             if chain.kind == "comparison":
                 self.fail(op_token, "the comparison is already complete; nothing may follow it")
-            return self.compare(chain, _SUGAR[op_token.text], op_token, in_where, sugar=True)
+            compared = self.compare(chain, _SUGAR[op_token.text], op_token, in_where, sugar=True)
+            if self.peek().kind in (Kind.OP, Kind.DOT):
+                self.fail(self.peek(), "the comparison is already complete; nothing may follow it")
+            return compared
         if chain.kind == "comparison":
             assert isinstance(chain.node, Comparison)
             return chain.node

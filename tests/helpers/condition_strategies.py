@@ -32,6 +32,7 @@ from journeys_engine.conditions.ast import (
     TraitRef,
     Within,
 )
+from journeys_engine.conditions.parser import junction
 from tests.helpers.reference_conditions import History, Identify, Track
 
 BASE = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -150,8 +151,9 @@ def conditions(with_refs: bool = False, max_leaves: int = 4) -> st.SearchStrateg
     return st.recursive(
         leaves(with_refs),
         lambda inner: st.one_of(
-            st.lists(inner, min_size=2, max_size=3).map(lambda items: And(tuple(items))),
-            st.lists(inner, min_size=2, max_size=3).map(lambda items: Or(tuple(items))),
+            # junction() splices nested AND into AND and OR into OR, as the parser does
+            st.lists(inner, min_size=2, max_size=3).map(lambda items: junction(And, items)),
+            st.lists(inner, min_size=2, max_size=3).map(lambda items: junction(Or, items)),
             inner.map(Not),
         ),
         max_leaves=max_leaves,
