@@ -82,3 +82,32 @@ async def test_a_live_journey_refuses_structural_changes(client: JourneysClient)
     assert [v.subject for v in caught.value.precondition_violations] == [
         "journey.steps[1].wait_duration.duration"
     ]
+
+
+async def test_a_condition_written_as_a_tree_applies_and_stays_unchanged(
+    client: JourneysClient,
+) -> None:
+    text = (
+        (EXAMPLES / "onboarding.yaml")
+        .read_text()
+        .replace(
+            "  condition: event('Account Created').count() >= 1\n",
+            "  condition:\n"
+            "    comparison:\n"
+            "      left: {event: {event: Account Created, reducer: {kind: REDUCER_KIND_COUNT}}}\n"
+            "      comparator: COMPARATOR_GTE\n"
+            "      value: {literal: 1}\n",
+        )
+    )
+    docs = parse_documents(text)
+    await apply_documents(client, docs)
+    journey = await client.get_journey("onboarding")
+    assert journey.steps[0].entry.condition.text == "event('Account Created').count() >= 1"
+    again = await apply_documents(client, docs)
+    assert {c.action for c in again} == {"unchanged"}
+    changed = parse_documents(text.replace("value: {literal: 1}", "value: {literal: 2}"))
+    assert [str(c) for c in await apply_documents(client, changed)][-1] == (
+        "journey/onboarding updated (steps)"
+    )
+    updated = await client.get_journey("onboarding")
+    assert updated.steps[0].entry.condition.text == "event('Account Created').count() >= 2"

@@ -28,3 +28,15 @@ async def test_journey_file_reference_examples_apply(client: JourneysClient) -> 
     again = await apply_documents(client, docs)
     assert {c.action for c in again} == {"unchanged"}
     assert isinstance(again[0], Change)
+
+
+async def test_condition_tree_example_is_the_text_it_claims(client: JourneysClient) -> None:
+    import yaml
+    from google.protobuf import json_format
+    from journeys.v1 import common_pb2
+
+    text = (DOCS / "conditions.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    tree = json_format.ParseDict(yaml.safe_load(block)["condition"], common_pb2.ConditionNode())
+    checked = await client.check_condition(common_pb2.Condition(tree=tree))
+    assert checked.text == "event('Signed Up').count() >= 1"

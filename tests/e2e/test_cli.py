@@ -216,3 +216,27 @@ def test_a_busy_port_is_refused(served: ServerProcess, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"error: cannot listen on 127.0.0.1:{served.port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_condition_check(served: ServerProcess) -> None:
+    out = ok("condition", "check", 'event("A").within(1 day).count()>=1', server=served)
+    lines = out.splitlines()
+    assert lines[0] == "event('A').within(1 days).count() >= 1"
+    assert "comparator: COMPARATOR_GTE" in out
+    as_json = json.loads(
+        ok(
+            "condition",
+            "check",
+            "--computed-trait",
+            "event('A').sum(property('p'))",
+            "-o",
+            "json",
+            server=served,
+        )  # fmt: skip
+    )
+    assert as_json["tree"]["event"]["reducer"]["kind"] == "REDUCER_KIND_SUM"
+    error = refused("condition", "check", "event('A').count() >= 1 AND\n  trait('x').count() > 1",
+                    server=served)  # fmt: skip
+    assert "line 2, column 14: count(...) reduces an event stream" in error
+    # the offending line, with a caret under column 14 (after a 4-space indent)
+    assert error.rstrip().endswith("\n      trait('x').count() > 1\n" + " " * 17 + "^")
