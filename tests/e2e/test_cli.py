@@ -232,11 +232,11 @@ def test_condition_check(served: ServerProcess) -> None:
             "-o",
             "json",
             server=served,
-        )  # fmt: skip
+        )
     )
     assert as_json["tree"]["event"]["reducer"]["kind"] == "REDUCER_KIND_SUM"
-    error = refused("condition", "check", "event('A').count() >= 1 AND\n  trait('x').count() > 1",
-                    server=served)  # fmt: skip
+    bad = "event('A').count() >= 1 AND\n  trait('x').count() > 1"
+    error = refused("condition", "check", bad, server=served)
     assert "line 2, column 14: count(...) reduces an event stream" in error
     # the offending line, with a caret under column 14 (after a 4-space indent)
     assert error.rstrip().endswith("\n      trait('x').count() > 1\n" + " " * 17 + "^")
