@@ -69,7 +69,6 @@ class Definitions:
         definition: Definition,
         *,
         validate_only: bool = False,
-        problems: Sequence[FieldViolation] = (),
     ) -> Definition:
         """Creates a definition; its id is generated when empty.
 
@@ -94,7 +93,7 @@ class Definitions:
             created = dataclasses.replace(
                 definition, id=def_id, space_id=space_id, create_time_ms=now, update_time_ms=now
             )
-            await self._validate(rows, created, problems)
+            await self._validate(rows, created)
             if not validate_only:
                 await rows.insert_definition(created)
                 await rows.set_refs(space_id, kind.value, def_id, _references(created))
@@ -124,7 +123,6 @@ class Definitions:
         *,
         update_mask: Sequence[str] = (),
         validate_only: bool = False,
-        problems: Sequence[FieldViolation] = (),
     ) -> Definition:
         """Replaces the fields named in ``update_mask`` (every mutable one when empty).
 
@@ -145,7 +143,7 @@ class Definitions:
             updated = dataclasses.replace(
                 stored, **changes, update_time_ms=self._ctx.clock.now_ms()
             )
-            await self._validate(rows, updated, problems)
+            await self._validate(rows, updated)
             if not validate_only:
                 await rows.update_definition(updated)
                 await rows.set_refs(space_id, kind.value, updated.id, _references(updated))
@@ -183,7 +181,6 @@ class Definitions:
         condition: Condition,
         *,
         expression: bool = False,
-        problems: Sequence[FieldViolation] = (),
     ) -> Condition:
         """Checks a condition (or a computed-trait expression) as a definition would be.
 
@@ -194,7 +191,7 @@ class Definitions:
             NotFoundError: the space does not exist.
         """
         await self._ctx.check_space(space_id)
-        found: list[FieldViolation] = list(problems)
+        found: list[FieldViolation] = []
 
         def report(path: str, description: str) -> None:
             found.append(FieldViolation(path, description))
@@ -222,12 +219,10 @@ class Definitions:
             raise NotFoundError(kind=kind.value, id=def_id, space_id=space_id)
         return found
 
-    async def _validate(
-        self, rows: CatalogRows, definition: Definition, found: Sequence[FieldViolation] = ()
-    ) -> None:
+    async def _validate(self, rows: CatalogRows, definition: Definition) -> None:
         limits = self._ctx.limits
         field = definition.KIND.value
-        problems: list[FieldViolation] = list(found)
+        problems: list[FieldViolation] = []
 
         def report(path: str, description: str) -> None:
             problems.append(FieldViolation(path, description))

@@ -69,14 +69,12 @@ class Journeys:
         *,
         journey_id: str = "",
         validate_only: bool = False,
-        problems: Sequence[FieldViolation] = (),
     ) -> Saved:
         """Creates a draft.
 
         The id is ``journey_id``, else ``journey.id``, else generated. Step keys
         left empty are generated; given ones must be the key the names give, and
-        free. ``problems`` found before the engine (while decoding the request)
-        are reported together with the engine's own.
+        free.
 
         Raises:
             InvalidArgumentError: naming every invalid field; nothing is written.
@@ -109,7 +107,7 @@ class Journeys:
                 update_time_ms=now,
                 publish_time_ms=None,
             )
-            saved = await self._checked(rows, draft, previous=None, problems=problems)
+            saved = await self._checked(rows, draft, previous=None)
             if not validate_only:
                 await rows.insert_journey(saved.journey)
                 await self._save_refs(rows, saved.journey)
@@ -144,7 +142,6 @@ class Journeys:
         *,
         update_mask: Sequence[str] = (),
         validate_only: bool = False,
-        problems: Sequence[FieldViolation] = (),
     ) -> Saved:
         """Replaces the fields named in ``update_mask`` (all four when empty).
 
@@ -165,7 +162,7 @@ class Journeys:
                 stored, **changes, update_time_ms=self._ctx.clock.now_ms()
             )
             check_editable(stored, updated)
-            saved = await self._checked(rows, updated, previous=stored, problems=problems)
+            saved = await self._checked(rows, updated, previous=stored)
             if not validate_only:
                 await rows.update_journey(saved.journey)
                 await self._save_refs(rows, saved.journey)
@@ -267,18 +264,14 @@ class Journeys:
         journey: Journey,
         *,
         previous: Journey | None,
-        problems: Sequence[FieldViolation] = (),
     ) -> Saved:
         """Validates ``journey``, settles its send-step keys, and finds warnings.
 
         Raises:
-            InvalidArgumentError: with every problem found, ``problems`` first.
+            InvalidArgumentError: with every problem found.
         """
         known = await self._known(rows, journey.space_id)
-        problems = [
-            *problems,
-            *validate_journey(journey, limits=self._ctx.limits, known=known),
-        ]
+        problems = validate_journey(journey, limits=self._ctx.limits, known=known)
         old_keys = {} if previous is None else {s.id: s.key for s in previous.send_steps()}
         steps: list[Step] = []
         taken: set[str] = set()

@@ -146,6 +146,15 @@ class EventAggregate:
     exclude_sources: tuple[str, ...] = ()
     window: Window | None = None
     reducer: Reducer = Reducer(ReducerKind.COUNT)
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Aggregates key the per-profile state and are hashed on every event: once is enough.
+        key = (self.event, self.where, self.exclude_sources, self.window, self.reducer)
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +219,13 @@ class Comparison:
     op: Op
     arg: Scalar | tuple[Literal, ...] | Span | None = None
     position: Position = field(default=_NOWHERE, compare=False, hash=False)
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.left, self.op, self.arg)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,13 +149,8 @@ class JourneysServer:
 
 
 async def _serve(settings: ServerSettings) -> None:
-    server = await JourneysServer.start(settings)
-    clock = "manual clock" if settings.manual_clock else "system clock"
-    print(
-        f"journeys server listening on {settings.host}:{server.port} "
-        f"(database {settings.db_path}, {clock})",
-        flush=True,
-    )
+    # Signal handlers go in before anything starts, so that no signal is ever
+    # handled by default: the first one stops gracefully, a second exits at once.
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
 
@@ -169,9 +164,20 @@ async def _serve(settings: ServerSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
-        await stop_requested.wait()
+        server = await JourneysServer.start(settings)
+        try:
+            clock = "manual clock" if settings.manual_clock else "system clock"
+            print(
+                f"journeys server listening on {settings.host}:{server.port} "
+                f"(database {settings.db_path}, {clock})",
+                flush=True,
+            )
+            await stop_requested.wait()
+        finally:
+            await server.stop()
     finally:
-        await server.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
     print("journeys server stopped", flush=True)
 
 

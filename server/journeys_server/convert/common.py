@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -9,15 +12,22 @@ from journeys_engine.errors import FieldViolation, InvalidArgumentError
 
 __all__ = ["Problems", "duration_ms", "duration_proto", "timestamp_proto"]
 
+_STEP = re.compile(r"^journey\.steps\[(\d+)\]")
 _NANOS_PER_MS = 1_000_000
 _NANOS_PER_SECOND = 1_000_000_000
 
 
 class Problems:
-    """Problems found while decoding a request, reported with the engine's own."""
+    """Problems found while decoding a request, reported with the engine's own.
+
+    A step the wire form cannot decode is left out of what the engine sees;
+    ``step_positions`` remembers where each step the engine sees stood in the
+    request, so that the engine's paths can name steps as the request did.
+    """
 
     def __init__(self) -> None:
         self.found: list[FieldViolation] = []
+        self.step_positions: list[int] | None = None
 
     def report(self, path: str, description: str) -> None:
         self.found.append(FieldViolation(path, description))
@@ -26,6 +36,20 @@ class Problems:
         """Raises the problems found so far, if any."""
         if self.found:
             raise InvalidArgumentError(self.found)
+
+    def as_sent(self, violations: Iterable[FieldViolation]) -> list[FieldViolation]:
+        """The engine's violations with step indexes as the request numbered them."""
+        positions = self.step_positions
+        if positions is None:
+            return list(violations)
+
+        def renumber(match: re.Match[str]) -> str:
+            index = int(match.group(1))
+            return f"journey.steps[{positions[index] if index < len(positions) else index}]"
+
+        return [
+            FieldViolation(_STEP.sub(renumber, v.field, count=1), v.description) for v in violations
+        ]
 
 
 def timestamp_proto(ms: int | None) -> Timestamp | None:

@@ -169,10 +169,13 @@ def journey_from_proto(
         ),
     )
     steps = []
+    positions = []
     for i, step in enumerate(message.steps):
         converted = _step_from_proto(step, f"{path}.steps[{i}]", problems)
         if converted is not None:
             steps.append(converted)
+            positions.append(i)
+    problems.step_positions = positions
     return Journey(
         id=message.id,
         space_id="",

@@ -24,6 +24,7 @@ from journeys_server.convert import (
     expression_to_proto,
 )
 from journeys_server.errors import handle_errors
+from journeys_server.services.requests import checked_write
 
 __all__ = ["DefinitionServicer"]
 
@@ -48,11 +49,11 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
         self, request: pb.CreateAudienceRequest, context: Context
     ) -> pb.CreateAudienceResponse:
         problems = Problems()
-        created = await self._defs.create(
-            request.space_id,
-            audience_from_proto(request.audience, problems),
+        given = audience_from_proto(request.audience, problems)
+        created = await checked_write(
+            problems,
+            lambda dry: self._defs.create(request.space_id, given, validate_only=dry),
             validate_only=request.validate_only,
-            problems=problems.found,
         )
         assert isinstance(created, Audience)
         return pb.CreateAudienceResponse(audience=audience_to_proto(created))
@@ -82,12 +83,16 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
         self, request: pb.UpdateAudienceRequest, context: Context
     ) -> pb.UpdateAudienceResponse:
         problems = Problems()
-        updated = await self._defs.update(
-            request.space_id,
-            audience_from_proto(request.audience, problems),
-            update_mask=tuple(request.update_mask.paths),
+        given = audience_from_proto(request.audience, problems)
+        updated = await checked_write(
+            problems,
+            lambda dry: self._defs.update(
+                request.space_id,
+                given,
+                update_mask=tuple(request.update_mask.paths),
+                validate_only=dry,
+            ),
             validate_only=request.validate_only,
-            problems=problems.found,
         )
         assert isinstance(updated, Audience)
         return pb.UpdateAudienceResponse(audience=audience_to_proto(updated))
@@ -106,11 +111,11 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
         self, request: pb.CreateComputedTraitRequest, context: Context
     ) -> pb.CreateComputedTraitResponse:
         problems = Problems()
-        created = await self._defs.create(
-            request.space_id,
-            computed_trait_from_proto(request.computed_trait, problems),
+        given = computed_trait_from_proto(request.computed_trait, problems)
+        created = await checked_write(
+            problems,
+            lambda dry: self._defs.create(request.space_id, given, validate_only=dry),
             validate_only=request.validate_only,
-            problems=problems.found,
         )
         assert isinstance(created, ComputedTrait)
         return pb.CreateComputedTraitResponse(computed_trait=computed_trait_to_proto(created))
@@ -142,12 +147,16 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
         self, request: pb.UpdateComputedTraitRequest, context: Context
     ) -> pb.UpdateComputedTraitResponse:
         problems = Problems()
-        updated = await self._defs.update(
-            request.space_id,
-            computed_trait_from_proto(request.computed_trait, problems),
-            update_mask=tuple(request.update_mask.paths),
+        given = computed_trait_from_proto(request.computed_trait, problems)
+        updated = await checked_write(
+            problems,
+            lambda dry: self._defs.update(
+                request.space_id,
+                given,
+                update_mask=tuple(request.update_mask.paths),
+                validate_only=dry,
+            ),
             validate_only=request.validate_only,
-            problems=problems.found,
         )
         assert isinstance(updated, ComputedTrait)
         return pb.UpdateComputedTraitResponse(computed_trait=computed_trait_to_proto(updated))
@@ -166,11 +175,11 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
         self, request: pb.CreateDestinationRequest, context: Context
     ) -> pb.CreateDestinationResponse:
         problems = Problems()
-        created = await self._defs.create(
-            request.space_id,
-            destination_from_proto(request.destination, problems),
+        given = destination_from_proto(request.destination, problems)
+        created = await checked_write(
+            problems,
+            lambda dry: self._defs.create(request.space_id, given, validate_only=dry),
             validate_only=request.validate_only,
-            problems=problems.found,
         )
         assert isinstance(created, Destination)
         return pb.CreateDestinationResponse(destination=destination_to_proto(created))
@@ -205,12 +214,16 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
         self, request: pb.UpdateDestinationRequest, context: Context
     ) -> pb.UpdateDestinationResponse:
         problems = Problems()
-        updated = await self._defs.update(
-            request.space_id,
-            destination_from_proto(request.destination, problems),
-            update_mask=tuple(request.update_mask.paths),
+        given = destination_from_proto(request.destination, problems)
+        updated = await checked_write(
+            problems,
+            lambda dry: self._defs.update(
+                request.space_id,
+                given,
+                update_mask=tuple(request.update_mask.paths),
+                validate_only=dry,
+            ),
             validate_only=request.validate_only,
-            problems=problems.found,
         )
         assert isinstance(updated, Destination)
         return pb.UpdateDestinationResponse(destination=destination_to_proto(updated))
@@ -231,14 +244,18 @@ class DefinitionServicer(definition_pb2_grpc.DefinitionServiceServicer):
         problems = Problems()
         if request.kind == pb.CONDITION_KIND_COMPUTED_TRAIT:
             expression = expression_from_proto(request.condition, "condition", problems)
-            checked = await self._defs.check_condition(
-                request.space_id, expression, expression=True, problems=problems.found
+            checked = await checked_write(
+                problems,
+                lambda _: self._defs.check_condition(request.space_id, expression, expression=True),
+                validate_only=True,
             )
             return pb.CheckConditionResponse(condition=expression_to_proto(checked))
         if request.kind != pb.CONDITION_KIND_UNSPECIFIED:
             problems.report("kind", f"{request.kind} is not a condition kind")
         condition = condition_from_proto(request.condition, "condition", problems)
-        checked = await self._defs.check_condition(
-            request.space_id, condition, problems=problems.found
+        checked = await checked_write(
+            problems,
+            lambda _: self._defs.check_condition(request.space_id, condition),
+            validate_only=True,
         )
         return pb.CheckConditionResponse(condition=condition_to_proto(checked))

@@ -16,6 +16,7 @@ from journeys_server.convert import (
     warnings_to_proto,
 )
 from journeys_server.errors import handle_errors
+from journeys_server.services.requests import checked_write
 
 __all__ = ["JourneyServicer"]
 
@@ -33,12 +34,13 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
         self, request: journey_pb2.CreateJourneyRequest, context: Context
     ) -> journey_pb2.CreateJourneyResponse:
         problems = Problems()
-        saved = await self._engine.journeys.create(
-            request.space_id,
-            journey_from_proto(request.journey, problems),
-            journey_id=request.journey_id,
+        journey = journey_from_proto(request.journey, problems)
+        saved = await checked_write(
+            problems,
+            lambda dry: self._engine.journeys.create(
+                request.space_id, journey, journey_id=request.journey_id, validate_only=dry
+            ),
             validate_only=request.validate_only,
-            problems=problems.found,
         )
         return journey_pb2.CreateJourneyResponse(
             journey=journey_to_proto(saved.journey), warnings=warnings_to_proto(saved.warnings)
@@ -72,12 +74,16 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
         self, request: journey_pb2.UpdateJourneyRequest, context: Context
     ) -> journey_pb2.UpdateJourneyResponse:
         problems = Problems()
-        saved = await self._engine.journeys.update(
-            request.space_id,
-            journey_from_proto(request.journey, problems),
-            update_mask=tuple(request.update_mask.paths),
+        journey = journey_from_proto(request.journey, problems)
+        saved = await checked_write(
+            problems,
+            lambda dry: self._engine.journeys.update(
+                request.space_id,
+                journey,
+                update_mask=tuple(request.update_mask.paths),
+                validate_only=dry,
+            ),
             validate_only=request.validate_only,
-            problems=problems.found,
         )
         return journey_pb2.UpdateJourneyResponse(
             journey=journey_to_proto(saved.journey), warnings=warnings_to_proto(saved.warnings)
