@@ -171,11 +171,25 @@ class ComputedTraitRef:
     id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Literal:
-    """A literal value: ``100``, ``'Free'``, ``true``, or ``literal(x)``."""
+    """A literal value: ``100``, ``'Free'``, ``true``, or ``literal(x)``.
+
+    Literals are equal only with the same type and value: ``true`` is not ``1``,
+    and ``1`` is not ``1.0`` (they print differently).
+    """
 
     value: Value
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Literal)
+            and type(other.value) is type(self.value)
+            and other.value == self.value
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self.value).__name__, self.value))
 
 
 Scalar = EventAggregate | TraitRef | ComputedTraitRef | PathRef | Literal

@@ -14,7 +14,7 @@ that settles the composite for good (a false that never changes under
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
@@ -43,6 +43,7 @@ __all__ = [
     "Definitions",
     "Evaluation",
     "ProfileData",
+    "compiled",
     "evaluate",
     "evaluate_scalar",
     "leaf_specs",
@@ -174,14 +175,14 @@ def evaluate(
             journey's publish time); None for all retained history. Audience and
             computed-trait leaves always see all retained history.
     """
-    return _Evaluator(profile, definitions).node(node, now, since)
+    return compiled(node, since)(_Context(profile, definitions), now)
 
 
 def evaluate_scalar(
     aggregate: EventAggregate, profile: ProfileData, now: int
 ) -> tuple[Any, int | None]:
     """A computed trait's value at ``now`` and the first later instant it changes."""
-    changes = _timeline(profile.leaf(LeafSpec(aggregate)), aggregate, now)
+    changes = _timeline(profile.leaf(_full_history(aggregate)), aggregate, now)
     _, first = next(changes)
     for at, value in changes:
         if value != first:
@@ -189,35 +190,65 @@ def evaluate_scalar(
     return first, None
 
 
-class _Evaluator:
+_Fn = Callable[["_Context", int], Evaluation]
+
+
+class _Context:
+    """One evaluation: the profile, the definitions, audiences already evaluated."""
+
+    __slots__ = ("audiences", "definitions", "profile", "visiting")
+
     def __init__(self, profile: ProfileData, definitions: Definitions) -> None:
         self.profile = profile
         self.definitions = definitions
         self.audiences: dict[str, Evaluation] = {}
         self.visiting: set[str] = set()
 
-    def node(self, node: BoolNode, now: int, since: int | None) -> Evaluation:
-        match node:
-            case And():
-                return self.junction(node.items, now, since, settle_on=False)
-            case Or():
-                return self.junction(node.items, now, since, settle_on=True)
-            case Not():
-                value, recheck = self.node(node.item, now, since)
-                return not value, recheck
-            case AudienceRef():
-                return self.audience(node.id, now)
-            case Comparison():
-                return self.comparison(node, now, since)
+    def audience(self, audience_id: str, now: int) -> Evaluation:
+        found = self.audiences.get(audience_id)
+        if found is not None:
+            return found
+        condition = self.definitions.audiences.get(audience_id)
+        if condition is None or audience_id in self.visiting:
+            return False, None
+        self.visiting.add(audience_id)
+        result = compiled(condition, None)(self, now)
+        self.visiting.discard(audience_id)
+        self.audiences[audience_id] = result
+        return result
 
-    def junction(
-        self, items: tuple[BoolNode, ...], now: int, since: int | None, *, settle_on: bool
-    ) -> Evaluation:
-        """AND (``settle_on=False``) or OR (``settle_on=True``)."""
+
+@lru_cache(maxsize=8192)
+def compiled(node: BoolNode, since: int | None) -> _Fn:
+    """``node`` as a function of (context, now), with everything static worked out once."""
+    match node:
+        case And():
+            return _junction(tuple(compiled(i, since) for i in node.items), settle_on=False)
+        case Or():
+            return _junction(tuple(compiled(i, since) for i in node.items), settle_on=True)
+        case Not():
+            inner = compiled(node.item, since)
+
+            def negate(ctx: _Context, now: int) -> Evaluation:
+                value, recheck = inner(ctx, now)
+                return not value, recheck
+
+            return negate
+        case AudienceRef():
+            audience_id = node.id
+            return lambda ctx, now: ctx.audience(audience_id, now)
+        case Comparison():
+            return _comparison(node, since)
+
+
+def _junction(items: tuple[_Fn, ...], *, settle_on: bool) -> _Fn:
+    """AND (``settle_on=False``) or OR (``settle_on=True``)."""
+
+    def junction(ctx: _Context, now: int) -> Evaluation:
         result = not settle_on
         recheck: int | None = None
         for item in items:
-            value, at = self.node(item, now, since)
+            value, at = item(ctx, now)
             if value is settle_on:
                 if at is None:
                     return settle_on, None
@@ -226,39 +257,55 @@ class _Evaluator:
                 recheck = at
         return result, recheck
 
-    def audience(self, audience_id: str, now: int) -> Evaluation:
-        if audience_id in self.audiences:
-            return self.audiences[audience_id]
-        condition = self.definitions.audiences.get(audience_id)
-        if condition is None or audience_id in self.visiting:
-            return False, None
-        self.visiting.add(audience_id)
-        result = self.node(condition, now, None)
-        self.visiting.discard(audience_id)
-        self.audiences[audience_id] = result
-        return result
+    return junction
 
-    def comparison(self, node: Comparison, now: int, since: int | None) -> Evaluation:
-        left = node.left
-        if isinstance(left, EventAggregate):
-            spec = leaf_spec(node, since)
-            assert spec is not None
-            changes = _timeline(self.profile.leaf(spec), left, now)
-        elif isinstance(left, ComputedTraitRef):
-            aggregate = self.definitions.computed_traits.get(left.id)
+
+def _comparison(node: Comparison, since: int | None) -> _Fn:
+    op = node.op
+    arg = _arg(node, {}, {}, {})
+    left = node.left
+    if isinstance(left, EventAggregate):
+        spec = leaf_spec(node, since)
+        assert spec is not None
+        empty = empty_value(left)
+
+        def event_leaf(ctx: _Context, now: int) -> Evaluation:
+            state = ctx.profile.leaf(spec)
+            if state is None:
+                return compare(empty, op, arg, now), next_flip(empty, op, arg, now)
+            return _walk(state.changes(now), op, arg)
+
+        return event_leaf
+    if isinstance(left, ComputedTraitRef):
+        trait_id = left.id
+
+        def computed_leaf(ctx: _Context, now: int) -> Evaluation:
+            aggregate = ctx.definitions.computed_traits.get(trait_id)
             if aggregate is None:
-                changes = iter(((now, None),))
-            else:
-                changes = _timeline(self.profile.leaf(LeafSpec(aggregate)), aggregate, now)
-        else:
-            value = (
-                lookup(self.profile.traits, left.name)
-                if isinstance(left, TraitRef)
-                else (left.value if isinstance(left, Literal) else None)
-            )
-            changes = iter(((now, value),))
-        arg = _arg(node, {}, {}, self.profile.traits)
-        return _walk(changes, node.op, arg)
+                return compare(None, op, arg, now), None
+            state = ctx.profile.leaf(_full_history(aggregate))
+            return _walk(_timeline(state, aggregate, now), op, arg)
+
+        return computed_leaf
+    if isinstance(left, TraitRef):
+        name = left.name
+
+        def trait_leaf(ctx: _Context, now: int) -> Evaluation:
+            value = lookup(ctx.profile.traits, name)
+            return compare(value, op, arg, now), next_flip(value, op, arg, now)
+
+        return trait_leaf
+    constant = left.value if isinstance(left, Literal) else None
+    return lambda ctx, now: (
+        compare(constant, op, arg, now),
+        next_flip(constant, op, arg, now),
+    )
+
+
+@lru_cache(maxsize=4096)
+def _full_history(aggregate: EventAggregate) -> LeafSpec:
+    """The state of a computed trait: all retained history, no cap."""
+    return LeafSpec(aggregate)
 
 
 def _timeline(

@@ -49,10 +49,19 @@ class LeafSpec:
     since: int | None = None
     k: int | None = None
     key: str = field(init=False)
+    offsets: tuple[int, int | None] = field(init=False)
+    """(d1, d2): an event is visible iff ``ts + d1 <= now < ts + d2`` (d2 None: forever)."""
 
     def __post_init__(self) -> None:
         key = f"{print_expression(self.aggregate)}|{self.since}|{self.k}"
         object.__setattr__(self, "key", key)
+        window = self.aggregate.window
+        offsets: tuple[int, int | None] = (0, None)
+        if isinstance(window, Within):
+            offsets = (0, window.span.ms)
+        elif isinstance(window, Between):
+            offsets = (window.start.ms, window.end.ms)
+        object.__setattr__(self, "offsets", offsets)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LeafSpec) and other.key == self.key
@@ -60,15 +69,6 @@ class LeafSpec:
     def __hash__(self) -> int:
         return hash(self.key)
 
-    @property
-    def offsets(self) -> tuple[int, int | None]:
-        """(d1, d2): visible iff ``ts + d1 <= now < ts + d2`` (d2 None: forever)."""
-        window = self.aggregate.window
-        if isinstance(window, Within):
-            return 0, window.span.ms
-        if isinstance(window, Between):
-            return window.start.ms, window.end.ms
-        return 0, None
 
 
 class _Aggregator:

@@ -9,6 +9,7 @@ case-sensitively; a missing value (absent or JSON null) satisfies only
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -116,12 +117,25 @@ def _text(value: Any) -> str | None:
     return None
 
 
+_WHOLE_NUMBER_OPS = {
+    Op.EQ: operator.eq,
+    Op.NEQ: operator.ne,
+    Op.GT: operator.gt,
+    Op.GTE: operator.ge,
+    Op.LT: operator.lt,
+    Op.LTE: operator.le,
+}
+_SPAN_OPS = frozenset({Op.WITHIN_LAST, Op.BEFORE_LAST, Op.WITHIN_NEXT, Op.AFTER_NEXT})
+
+
 def compare(value: Any, op: Op, arg: Any, now: int) -> bool:
     """Whether ``value`` satisfies ``op`` with ``arg`` at ``now``.
 
     ``arg`` is a value, a tuple of values (``one_of``, ``contains_one``) or a
     span in milliseconds (the relative date comparators).
     """
+    if type(value) is int and type(arg) is int and op in _WHOLE_NUMBER_OPS:
+        return bool(_WHOLE_NUMBER_OPS[op](value, arg))  # a count against a whole number
     match op:
         case Op.EQ:
             return equals(value, arg)
@@ -192,7 +206,7 @@ def next_flip(value: Any, op: Op, arg: Any, now: int) -> int | None:
     Only the relative date comparators change with time; for every other
     comparator this is None.
     """
-    if op not in (Op.WITHIN_LAST, Op.BEFORE_LAST, Op.WITHIN_NEXT, Op.AFTER_NEXT):
+    if op not in _SPAN_OPS:
         return None
     interval = date_truth_interval(value, op, arg)
     if interval is None:
