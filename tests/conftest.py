@@ -15,10 +15,11 @@ from journeys_engine import Engine
 from journeys_engine.model import Limits
 from journeys_engine.testing import FakeClock
 
+# HYPOTHESIS_PROFILE=thorough runs 2000 examples per property instead of CI's 60.
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.register_profile("dev", max_examples=20, deadline=None)
+settings.register_profile("thorough", max_examples=2000, deadline=None)
 
 
 START = "2026-03-02T09:00:00Z"
@@ -59,5 +60,4 @@ async def client(server: JourneysServer) -> AsyncIterator[JourneysClient]:
         yield connected
 
 
-settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

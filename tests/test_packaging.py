@@ -80,3 +80,27 @@ def test_no_generic_top_level_modules_are_installed(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_client_public_api_is_pinned() -> None:
+    assert journeys_client.__all__ == [
+        "DEFAULT_SERVER",
+        "DEFAULT_SPACE",
+        "AlreadyExistsError",
+        "DeadlineExceededError",
+        "FailedPreconditionError",
+        "FieldViolation",
+        "FileFormatError",
+        "InvalidArgumentError",
+        "JourneysClient",
+        "JourneysClientError",
+        "NotFoundError",
+        "PermissionDeniedError",
+        "PreconditionViolation",
+        "ResourceExhaustedError",
+        "UnauthenticatedError",
+        "UnavailableError",
+        "dump_documents",
+        "load_file",
+        "parse_documents",
+    ]

@@ -199,9 +199,13 @@ class Definitions:
         async with self._ctx.db.read() as tx:
             known = await _known(CatalogRows(tx), space_id)
         check_condition(
-            report, "condition", condition, limits=self._ctx.limits, known=known,
+            report,
+            "condition",
+            condition,
+            limits=self._ctx.limits,
+            known=known,
             expression=expression,
-        )  # fmt: skip
+        )
         if found:
             raise InvalidArgumentError(found)
         if expression:
@@ -241,7 +245,7 @@ class Definitions:
                 cpath = (
                     "audience.condition"
                     if isinstance(definition, Audience)
-                    else ("computed_trait.expression")
+                    else "computed_trait.expression"
                 )
                 check_condition(
                     report,

@@ -114,9 +114,12 @@ def leaf_specs(node: BoolNode, since: int | None) -> Iterator[LeafSpec]:
 
 
 def where_holds(
-    condition: BoolNode, properties: Mapping[str, Any], context: Mapping[str, Any],
-    traits: Mapping[str, Any], now: int,
-) -> bool:  # fmt: skip
+    condition: BoolNode,
+    properties: Mapping[str, Any],
+    context: Mapping[str, Any],
+    traits: Mapping[str, Any],
+    now: int,
+) -> bool:
     """Whether an event passes a ``where`` condition, read as the event is applied."""
     match condition:
         case And():
@@ -132,9 +135,11 @@ def where_holds(
 
 
 def _event_scalar(
-    node: object, properties: Mapping[str, Any], context: Mapping[str, Any],
+    node: object,
+    properties: Mapping[str, Any],
+    context: Mapping[str, Any],
     traits: Mapping[str, Any],
-) -> Any:  # fmt: skip
+) -> Any:
     match node:
         case PathRef():
             return lookup(properties if node.source == "property" else context, node.path)
@@ -146,9 +151,11 @@ def _event_scalar(
 
 
 def _arg(
-    comparison: Comparison, properties: Mapping[str, Any], context: Mapping[str, Any],
+    comparison: Comparison,
+    properties: Mapping[str, Any],
+    context: Mapping[str, Any],
     traits: Mapping[str, Any],
-) -> Any:  # fmt: skip
+) -> Any:
     arg = comparison.arg
     if isinstance(arg, Span):
         return arg.ms

@@ -70,7 +70,6 @@ class LeafSpec:
         return hash(self.key)
 
 
-
 class _Aggregator:
     """Reduces a multiset of items that grows at the new end and shrinks at the old end."""
 

@@ -323,7 +323,7 @@ def _check_tree(
             cause = (
                 "it is part of a cycle"
                 if _in_cycle(step.id, parent_of, steps)
-                else ("no step leads to it")
+                else "no step leads to it"
             )
             report(f"journey.steps[{i}]", f"is not reachable from the entry step: {cause}")
 

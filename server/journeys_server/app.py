@@ -54,7 +54,7 @@ class ServerSettings:
         grace_seconds: How long a graceful stop waits for calls in flight.
     """
 
-    db_path: str = "journeys.db"
+    db_path: str = "./journeys.db"
     host: str = "localhost"
     port: int = 50051
     manual_clock: bool = False

@@ -8,6 +8,7 @@ field details and exit non-zero, without a traceback.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 import re
@@ -31,6 +32,7 @@ from journeys_client import (
     load_file,
 )
 from journeys_client.files import STATUS_NAMES, Document, to_doc
+from journeys_server.app import ServerSettings
 
 from journeys_cli.apply import apply_documents
 from journeys_cli.output import FORMATS, emit
@@ -40,6 +42,7 @@ __all__ = ["cli", "main"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
+_SERVE = ServerSettings()  # the defaults `journeys serve` shows
 _KINDS = ("journey", "audience", "computed-trait", "destination")
 
 
@@ -128,14 +131,14 @@ def cli(ctx: click.Context, server: str, space: str) -> None:
 
 
 @cli.command()
-@click.option("--db", "db_path", default="./journeys.db", show_default=True, help="SQLite file.")
-@click.option("--host", default="localhost", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=50051, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--db", "db_path", default=_SERVE.db_path, show_default=True, help="SQLite file.")
+@click.option("--host", default=_SERVE.host, show_default=True, help="Interface to listen on.")
+@click.option("--port", default=_SERVE.port, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--manual-clock", is_flag=True, help="Time moves only when a client sets it.")
 @click.option("--fsync", is_flag=True, help="Make every commit power-loss safe.")
 @click.option(
     "--max-live-journeys",
-    default=5,
+    default=_SERVE.limits.max_live_journeys,
     show_default=True,
     type=click.IntRange(1),
     help="Published or paused journeys allowed per space.",
@@ -149,17 +152,16 @@ def serve(  # noqa: PLR0917 - one parameter per option
     Example:
       journeys serve --db ./journeys.db --port 50051
     """
-    from journeys_server import ServerSettings, run
+    from journeys_server import run
 
-    from journeys_engine.model import Limits
-
-    settings = ServerSettings(
+    settings = dataclasses.replace(
+        _SERVE,
         db_path=db_path,
         host=host,
         port=port,
         manual_clock=manual_clock,
         fsync=fsync,
-        limits=Limits(max_live_journeys=max_live_journeys),
+        limits=dataclasses.replace(_SERVE.limits, max_live_journeys=max_live_journeys),
     )
     sys.exit(run(settings))
 

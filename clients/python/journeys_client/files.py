@@ -131,11 +131,14 @@ class _Reader:
             return None
         try:
             ms = parse_duration(value)
-            d = Duration()
+        except ValueError as err:
+            self.report(key, str(err))
+            return None
+        d = Duration()
+        try:
             d.FromMilliseconds(ms)
-        except (ValueError, OverflowError) as err:
-            self.report(key, str(err) if isinstance(err, ValueError) and "'" in str(err) else
-                        f"{value!r} is too long a duration")  # fmt: skip
+        except (ValueError, OverflowError):
+            self.report(key, f"{value!r} is too long a duration")
             return None
         return d
 

@@ -22,7 +22,6 @@ from journeys_server.convert.definitions import (
     space_to_proto,
 )
 from journeys_server.convert.journeys import (
-    STATUS_NAMES,
     journey_from_proto,
     journey_to_proto,
     status_from_proto,
@@ -30,7 +29,6 @@ from journeys_server.convert.journeys import (
 )
 
 __all__ = [
-    "STATUS_NAMES",
     "Problems",
     "audience_from_proto",
     "audience_to_proto",

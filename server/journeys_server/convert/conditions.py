@@ -58,10 +58,20 @@ _REDUCERS = {kind: getattr(common_pb2, f"REDUCER_KIND_{kind.name}") for kind in 
 _REDUCERS_BACK = {v: k for k, v in _REDUCERS.items()}
 _VALUE_OPS = frozenset(
     {
-        Op.EQ, Op.NEQ, Op.GT, Op.GTE, Op.LT, Op.LTE, Op.CONTAINS, Op.OMITS, Op.STARTS_WITH,
-        Op.ENDS_WITH, Op.BEFORE_DATE, Op.AFTER_DATE,
+        Op.EQ,
+        Op.NEQ,
+        Op.GT,
+        Op.GTE,
+        Op.LT,
+        Op.LTE,
+        Op.CONTAINS,
+        Op.OMITS,
+        Op.STARTS_WITH,
+        Op.ENDS_WITH,
+        Op.BEFORE_DATE,
+        Op.AFTER_DATE,
     }
-)  # fmt: skip
+)
 _LIST_OPS = frozenset({Op.ONE_OF, Op.CONTAINS_ONE})
 _SPAN_OPS = frozenset({Op.WITHIN_LAST, Op.BEFORE_LAST, Op.WITHIN_NEXT, Op.AFTER_NEXT})
 _EXACT_INTEGERS = 2**53

@@ -27,7 +27,6 @@ from journeys_server.convert.common import (
 from journeys_server.convert.conditions import condition_from_proto, condition_to_proto
 
 __all__ = [
-    "STATUS_NAMES",
     "journey_from_proto",
     "journey_to_proto",
     "status_from_proto",
@@ -41,7 +40,6 @@ _STATUS_TO_PROTO = {
     JourneyStatus.ARCHIVED: journey_pb2.JOURNEY_STATUS_ARCHIVED,
 }
 _STATUS_FROM_PROTO = {v: k for k, v in _STATUS_TO_PROTO.items()}
-STATUS_NAMES = {v: k.value for k, v in _STATUS_TO_PROTO.items()}
 
 
 def _ref(step_id: str) -> str | None:
