@@ -11,6 +11,8 @@
     │   ├── LifecycleError        a lifecycle move or edit the status forbids
     │   ├── LimitExceededError    a space-level limit, e.g. live journeys
     │   └── InUseError            a definition still used by others
+    ├── ResourceExhaustedError    a bound is reached; retry later
+    │   └── QueueFullError        a shard's queue is full (a non-waiting put)
     └── StorageError              the database cannot be opened or used
 
 The gRPC edge maps each class to one status code; nothing here knows gRPC.
@@ -33,6 +35,8 @@ __all__ = [
     "LimitExceededError",
     "NotFoundError",
     "PreconditionViolation",
+    "QueueFullError",
+    "ResourceExhaustedError",
     "StorageError",
 ]
 
@@ -145,6 +149,14 @@ class LimitExceededError(FailedPreconditionError):
 
 class InUseError(FailedPreconditionError):
     """A definition cannot be deleted while others use it."""
+
+
+class ResourceExhaustedError(JourneysError):
+    """A bound is reached (queues, limits on load); the caller may retry later."""
+
+
+class QueueFullError(ResourceExhaustedError):
+    """A shard's queue is full and the caller asked not to wait."""
 
 
 class StorageError(JourneysError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from journeys_engine.catalog.changes import DefinitionsChanged
 from journeys_engine.catalog.masks import mask_paths
 from journeys_engine.catalog.paging import Page, PageRequest
 from journeys_engine.catalog.spaces import CatalogContext
@@ -97,6 +98,8 @@ class Definitions:
             if not validate_only:
                 await rows.insert_definition(created)
                 await rows.set_refs(space_id, kind.value, def_id, _references(created))
+        if not validate_only:
+            await self._ctx.notify(DefinitionsChanged(space_id))
         return created
 
     async def get(self, space_id: str, kind: DefinitionKind, def_id: str) -> Definition:
@@ -147,6 +150,8 @@ class Definitions:
             if not validate_only:
                 await rows.update_definition(updated)
                 await rows.set_refs(space_id, kind.value, updated.id, _references(updated))
+        if not validate_only:
+            await self._ctx.notify(DefinitionsChanged(space_id))
         return updated
 
     async def delete(self, space_id: str, kind: DefinitionKind, def_id: str) -> None:
@@ -174,6 +179,7 @@ class Definitions:
                 names = ", ".join(f"{v.description} {v.subject.split('/', 1)[1]!r}" for v in users)
                 raise InUseError(f"{kind.value} {def_id!r} is used by {names}", users)
             await rows.delete_definition(space_id, kind, def_id)
+        await self._ctx.notify(DefinitionsChanged(space_id))
 
     async def check_condition(
         self,

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from journeys_engine.catalog.changes import JourneyChanged
 from journeys_engine.catalog.masks import mask_paths
 from journeys_engine.catalog.paging import Page, PageRequest
 from journeys_engine.catalog.spaces import CatalogContext
@@ -166,6 +167,8 @@ class Journeys:
             if not validate_only:
                 await rows.update_journey(saved.journey)
                 await self._save_refs(rows, saved.journey)
+        if not validate_only:
+            await self._ctx.notify(JourneyChanged(space_id, stored, saved.journey))
         return saved
 
     async def delete(self, space_id: str, journey_id: str) -> Journey:
@@ -175,6 +178,7 @@ class Journeys:
             rows = CatalogRows(tx)
             stored = await self._load(rows, space_id, journey_id)
             await rows.delete_journey(space_id, journey_id)
+        await self._ctx.notify(JourneyChanged(space_id, stored, None))
         return stored
 
     async def move(self, space_id: str, journey_id: str, move: Move) -> Journey:
@@ -197,6 +201,7 @@ class Journeys:
                 await self._check_publishable(rows, stored)
                 moved = dataclasses.replace(moved, publish_time_ms=now)
             await rows.update_journey(moved)
+        await self._ctx.notify(JourneyChanged(space_id, stored, moved))
         return moved
 
     async def clone(self, space_id: str, journey_id: str, *, new_journey_id: str = "") -> Journey:

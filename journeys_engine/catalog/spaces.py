@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from journeys_engine.catalog.changes import CatalogChange, Listener
 from journeys_engine.catalog.paging import Page, PageRequest
 from journeys_engine.clock import Clock
 from journeys_engine.errors import (
@@ -26,11 +27,17 @@ DEFAULT_SPACE = "default"
 
 @dataclass(frozen=True, slots=True)
 class CatalogContext:
-    """What every catalog service shares."""
+    """What every catalog service shares; ``listeners`` hear of committed changes."""
 
     db: Database
     clock: Clock
     limits: Limits
+    listeners: list[Listener] = field(default_factory=list)
+
+    async def notify(self, change: CatalogChange) -> None:
+        """Tells every listener of a committed change, in order."""
+        for listener in self.listeners:
+            await listener(change)
 
     async def check_space(self, space_id: str) -> None:
         """Refuses an unknown space before anything else about a request is looked at.

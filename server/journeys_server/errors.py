@@ -24,6 +24,7 @@ from journeys_engine.errors import (
     InvalidArgumentError,
     JourneysError,
     NotFoundError,
+    ResourceExhaustedError,
     StorageError,
 )
 
@@ -36,6 +37,7 @@ STATUS_CODES: tuple[tuple[type[JourneysError], grpc.StatusCode], ...] = (
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
+    (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (StorageError, grpc.StatusCode.UNAVAILABLE),
     (JourneysError, grpc.StatusCode.INTERNAL),
 )

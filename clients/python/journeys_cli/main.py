@@ -143,7 +143,7 @@ def cli(ctx: click.Context, server: str, space: str) -> None:
     type=click.IntRange(1),
     help="Published or paused journeys allowed per space.",
 )
-def serve(  # noqa: PLR0917 - one parameter per option
+def serve(
     db_path: str, host: str, port: int, manual_clock: bool, fsync: bool, max_live_journeys: int
 ) -> None:
     """Run the server on an embedded SQLite database until SIGINT or SIGTERM.

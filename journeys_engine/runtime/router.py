@@ -1,0 +1,136 @@
+"""Shards: bounded queues that keep each profile's messages in received order.
+
+A message goes to the shard its profile hashes to; a shard's task applies its
+queue's batches in order and hands each unit of work to the store seam. No
+task or queue exists per profile. A full shard makes :meth:`Router.put` wait
+(backpressure) and :meth:`Router.put_nowait` raise :class:`QueueFullError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from journeys_engine.errors import QueueFullError
+from journeys_engine.messages import Message
+
+__all__ = ["Batch", "Router", "ShardStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Messages of one space for one shard, each with its log position."""
+
+    space_id: str
+    messages: Sequence[tuple[int, Message]]
+
+
+@dataclass(frozen=True, slots=True)
+class ShardStats:
+    """A shard's queue: batches waiting, and its bound."""
+
+    shard: int
+    queued: int
+    capacity: int
+
+
+def _profile(message: Message) -> str:
+    """What routes a message: the same profile always lands on the same shard."""
+    return message.user_id or message.anonymous_id or ""
+
+
+class Router:
+    """Shards with bounded queues, each applied by one task.
+
+    Args:
+        apply: Applies one batch (synchronously) and commits its unit (awaited).
+        shards: Number of shards.
+        capacity: Batches each shard's queue holds before ``put`` waits.
+    """
+
+    def __init__(
+        self,
+        apply: Callable[[Batch], Awaitable[None]],
+        *,
+        shards: int = 4,
+        capacity: int = 64,
+    ) -> None:
+        self._apply = apply
+        self._queues: list[asyncio.Queue[Batch]] = [
+            asyncio.Queue(maxsize=capacity) for _ in range(shards)
+        ]
+        self._capacity = capacity
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failure: BaseException | None = None
+
+    def start(self) -> None:
+        """Starts one task per shard; the router owns them until :meth:`close`."""
+        if not self._tasks:
+            self._tasks = [
+                asyncio.get_running_loop().create_task(self._run(q), name=f"shard-{i}")
+                for i, q in enumerate(self._queues)
+            ]
+
+    def _split(self, space_id: str, messages: Sequence[tuple[int, Message]]) -> dict[int, Batch]:
+        by_shard: dict[int, list[tuple[int, Message]]] = {}
+        shards = len(self._queues)
+        for item in messages:
+            shard = zlib.crc32(_profile(item[1]).encode()) % shards
+            by_shard.setdefault(shard, []).append(item)
+        return {shard: Batch(space_id, batch) for shard, batch in by_shard.items()}
+
+    async def put(self, space_id: str, messages: Sequence[tuple[int, Message]]) -> None:
+        """Queues messages, waiting while a shard they go to is full."""
+        self._check()
+        for shard, batch in self._split(space_id, messages).items():
+            await self._queues[shard].put(batch)
+
+    def put_nowait(self, space_id: str, messages: Sequence[tuple[int, Message]]) -> None:
+        """Queues messages now, or raises :class:`QueueFullError` (queuing nothing)."""
+        self._check()
+        batches = self._split(space_id, messages)
+        full = [s for s in batches if self._queues[s].full()]
+        if full:
+            raise QueueFullError(f"shard {full[0]} is full ({self._capacity} batches queued)")
+        for shard, batch in batches.items():
+            self._queues[shard].put_nowait(batch)
+
+    async def settle(self) -> None:
+        """Returns once every queued batch has been applied and committed."""
+        for queue in self._queues:
+            await queue.join()
+        self._check()
+
+    def stats(self) -> list[ShardStats]:
+        """Each shard's queue depth, for metrics."""
+        return [ShardStats(i, q.qsize(), self._capacity) for i, q in enumerate(self._queues)]
+
+    async def _run(self, queue: asyncio.Queue[Batch]) -> None:
+        while True:
+            batch = await queue.get()
+            try:
+                if self._failure is None:
+                    await self._apply(batch)
+            except Exception as err:  # noqa: BLE001 - kept and raised to every caller
+                self._failure = err
+            finally:
+                queue.task_done()
+
+    def _check(self) -> None:
+        if self._failure is not None:
+            raise RuntimeError("applying messages failed; the engine must restart") from (
+                self._failure
+            )
+
+    async def close(self) -> None:
+        """Applies what is queued, then stops the shard tasks; idempotent."""
+        if not self._tasks:
+            return
+        for queue in self._queues:
+            await queue.join()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []

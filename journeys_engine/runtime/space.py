@@ -1,0 +1,270 @@
+"""One space at run time: its profiles, live journeys, definitions and memberships.
+
+Applying a message to a profile updates, in order (SPEC §5.4): its identity
+and traits, its events, its computed traits and audiences (in dependency
+order), then each journey in creation order. A wake-up does the same without
+a message. Afterwards the profile's next wake-up is handed to the shared
+timer wheel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from journeys_engine.conditions.ast import BoolNode, EventAggregate
+from journeys_engine.conditions.parser import parse_condition, parse_expression
+from journeys_engine.conditions.profile import EventRecord, SpaceConditions, earliest
+from journeys_engine.messages import Message, MessageType
+from journeys_engine.model.definitions import Audience, ComputedTrait, Destination
+from journeys_engine.model.journey import Journey, JourneyStatus, SendToDestinationsStep
+from journeys_engine.runtime.actor import Actor
+from journeys_engine.runtime.live import LiveJourney
+from journeys_engine.runtime.outputs import Change, Output, build_output
+from journeys_engine.runtime.stats import JourneyStats
+from journeys_engine.runtime.steps import StepRunner
+from journeys_engine.runtime.wheel import TimerWheel
+
+__all__ = ["ActorKey", "SpaceRuntime"]
+
+ActorKey = tuple[str, str]
+"""(space id, actor id) — the wheel's key for a profile's wake-up."""
+
+_UNLIMITED = 1_000_000
+
+
+def _actor_id(user_id: str | None, anonymous_id: str | None) -> str:
+    """Profiles keyed by user id, or by anonymous id when there is none, kept apart."""
+    return f"u:{user_id}" if user_id is not None else f"a:{anonymous_id}"
+
+
+class SpaceRuntime:
+    """The live state of one space."""
+
+    def __init__(
+        self,
+        space_id: str,
+        wheel: TimerWheel[ActorKey],
+        emit: Callable[[Output], None],
+        touched: Callable[[ActorKey, Actor], None],
+    ) -> None:
+        self.space_id = space_id
+        self.wheel = wheel
+        self.emit = emit
+        self.touched = touched
+        self.conditions = SpaceConditions()
+        self.journeys: dict[str, LiveJourney] = {}
+        self.destinations: dict[str, Destination] = {}
+        self.actors: dict[str, Actor] = {}
+        self.links: dict[str, str] = {}
+        self.members: dict[tuple[str, str], dict[str, int]] = {}
+        self.stats: dict[str, JourneyStats] = {}
+        self.runner = StepRunner(self)
+
+    # Definitions and journeys
+
+    def set_definitions(
+        self,
+        audiences: Iterable[Audience],
+        computed_traits: Iterable[ComputedTrait],
+        destinations: Iterable[Destination],
+    ) -> None:
+        """Replaces the audiences, computed traits and destinations (from now on)."""
+        trees: dict[str, BoolNode] = {
+            a.id: parse_condition(a.condition.text, max_leaves=_UNLIMITED) for a in audiences
+        }
+        scalars: dict[str, EventAggregate] = {
+            t.id: parse_expression(t.expression.text) for t in computed_traits
+        }
+        self.conditions = SpaceConditions(trees, scalars)
+        for live in self.journeys.values():
+            if live.status is not JourneyStatus.ARCHIVED:
+                live.register(self.conditions.index)
+        self.destinations = {d.id: d for d in destinations}
+
+    def put_journey(self, journey: Journey, now: int) -> None:
+        """Starts, updates or freezes a live journey (published, paused or archived).
+
+        A send step that gains a destination while live sends "entered", at
+        ``now``, for every current member to that destination.
+        """
+        old = self.journeys.get(journey.id)
+        if old is not None:
+            old.unregister(self.conditions.index)
+        live = LiveJourney.compile(journey)
+        self.journeys[journey.id] = live
+        self.stats.setdefault(journey.id, JourneyStats())
+        if journey.status is not JourneyStatus.ARCHIVED:
+            live.register(self.conditions.index)
+        if old is not None and journey.status is not JourneyStatus.ARCHIVED:
+            self._connect(old, live, now)
+
+    def drop_journey(self, journey_id: str) -> None:
+        """Forgets a deleted journey and its runs; nothing is sent."""
+        live = self.journeys.pop(journey_id, None)
+        if live is not None:
+            live.unregister(self.conditions.index)
+        self.stats.pop(journey_id, None)
+        for key in [k for k in self.members if k[0] == journey_id]:
+            del self.members[key]
+        for actor in self.actors.values():
+            actor.journeys.pop(journey_id, None)
+
+    def _connect(self, old: LiveJourney, new: LiveJourney, now: int) -> None:
+        for step in new.journey.send_steps():
+            before = old.steps.get(step.id)
+            had = (
+                set(before.destination_ids) if isinstance(before, SendToDestinationsStep) else set()
+            )
+            added = [d for d in step.destination_ids if d not in had]
+            if not added:
+                continue
+            for actor_id, run in list(self.members.get((new.id, step.id), {}).items()):
+                actor = self.actors[actor_id]
+                for destination_id in added:
+                    self._send(actor, new, step, destination_id, run, Change.ENTERED, now)
+
+    # Memberships and outputs
+
+    def stats_of(self, journey_id: str) -> JourneyStats:
+        return self.stats.setdefault(journey_id, JourneyStats())
+
+    def join_membership(
+        self, actor: Actor, live: LiveJourney, step: SendToDestinationsStep, run: int, t: int
+    ) -> None:
+        """The profile became a member of a send step: each destination gets "entered"."""
+        self.members.setdefault((live.id, step.id), {})[_actor_id_of(actor)] = run
+        for destination_id in step.destination_ids:
+            self._send(actor, live, step, destination_id, run, Change.ENTERED, t)
+
+    def leave_membership(
+        self, actor: Actor, live: LiveJourney, step_id: str, run: int, t: int, *, send: bool
+    ) -> None:
+        """The profile's run ended: each destination gets "exited" when ``send``."""
+        self.members.get((live.id, step_id), {}).pop(_actor_id_of(actor), None)
+        step = live.steps.get(step_id)
+        if send and isinstance(step, SendToDestinationsStep):
+            for destination_id in step.destination_ids:
+                self._send(actor, live, step, destination_id, run, Change.EXITED, t)
+
+    def _send(
+        self,
+        actor: Actor,
+        live: LiveJourney,
+        step: SendToDestinationsStep,
+        destination_id: str,
+        run: int,
+        change: Change,
+        at: int,
+    ) -> None:
+        if live.status is JourneyStatus.ARCHIVED:
+            return
+        destination = self.destinations.get(destination_id)
+        if destination is None:
+            return
+        self.emit(
+            build_output(
+                space_id=self.space_id,
+                destination=destination,
+                journey_id=live.id,
+                step_id=step.id,
+                key=step.key,
+                profile_key=actor.key,
+                user_id=actor.user_id,
+                anonymous_id=actor.anonymous_id,
+                run=run,
+                change=change,
+                at=at,
+            )
+        )
+
+    # Profiles
+
+    def actor_for(self, message: Message) -> Actor:
+        """The profile a message is about, recording identity links (SPEC §1)."""
+        user_id, anonymous_id = message.user_id, message.anonymous_id
+        if message.type is MessageType.ALIAS:
+            assert message.previous_id is not None
+            self.links[message.previous_id] = str(user_id)
+            anonymous_id = None
+        elif user_id is not None and anonymous_id is not None:
+            self.links[anonymous_id] = user_id
+        elif user_id is None and anonymous_id is not None and anonymous_id in self.links:
+            user_id = self.links[anonymous_id]
+        actor_id = _actor_id(user_id, anonymous_id)
+        actor = self.actors.get(actor_id)
+        if actor is None:
+            key = user_id if user_id is not None else str(anonymous_id)
+            actor = self.actors[actor_id] = Actor(key, user_id, anonymous_id)
+        elif actor.anonymous_id is None and anonymous_id is not None:
+            actor.anonymous_id = anonymous_id
+        return actor
+
+    def apply(self, message: Message) -> None:
+        """Applies one message at its ``received_at`` (timers due by then already fired)."""
+        now = message.received_at
+        actor = self.actor_for(message)
+        conditions = actor.conditions
+        event: str | None = None
+        match message.type:
+            case MessageType.IDENTIFY:
+                conditions.identify(message.traits)
+            case MessageType.TRACK | MessageType.PAGE | MessageType.SCREEN:
+                event = message.event
+                conditions.track(
+                    EventRecord(str(event), message.timestamp, message.properties, message.context),
+                    now,
+                    self.conditions.index,
+                )
+            case MessageType.GROUP:
+                actor.groups[str(message.group_id)] = dict(message.traits)
+            case MessageType.ALIAS:
+                self.touched((self.space_id, _actor_id_of(actor)), actor)
+                return
+        self._step(actor, now, event=event, all_journeys=message.type is MessageType.IDENTIFY)
+
+    def wake(self, actor_id: str, at: int) -> None:
+        """Looks at a profile at its wake-up instant ``at``."""
+        actor = self.actors.get(actor_id)
+        if actor is not None:
+            self._step(actor, at, event=None, all_journeys=True)
+
+    def _step(self, actor: Actor, t: int, *, event: str | None, all_journeys: bool) -> None:
+        conditions = actor.conditions
+        conditions.settle(t)
+        refresh = self.conditions.refresh(conditions, t)
+        changed_audiences = set(refresh.audiences)
+        changed_traits = set(refresh.computed)
+        wake = refresh.recheck_at
+        runner = self.runner
+        for live in self.journeys.values():
+            if live.status is JourneyStatus.ARCHIVED:
+                continue
+            state = actor.journeys.get(live.id)
+            if (
+                all_journeys
+                or state is None  # never looked at: every message is a chance to enter
+                or live.is_relevant(event, changed_audiences, changed_traits)
+            ):
+                runner.process(actor, live, t)
+                state = actor.journeys[live.id]
+            wake = earliest(wake, runner.next_due(state, live))
+        key = (self.space_id, _actor_id_of(actor))
+        self.wheel.schedule(key, wake)
+        self.touched(key, actor)
+
+    def members_of(self, journey_id: str, step_id: str) -> Mapping[str, int]:
+        """Current members of a send step: actor id -> run number, in joining order."""
+        return self.members.get((journey_id, step_id), {})
+
+    def actor(self, user_id: str | None = None, anonymous_id: str | None = None) -> Actor | None:
+        """The profile with this user id (or, without one, this anonymous id)."""
+        return self.actors.get(_actor_id(user_id, anonymous_id))
+
+    def describe(self) -> dict[str, Any]:
+        """Sizes, for metrics and benchmarks."""
+        return {"actors": len(self.actors), "journeys": len(self.journeys)}
+
+
+def _actor_id_of(actor: Actor) -> str:
+    return _actor_id(actor.user_id, None if actor.user_id is not None else actor.anonymous_id)

@@ -1,0 +1,49 @@
+"""Counts per journey and step, kept as transitions happen (SPEC §8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["JourneyStats", "StepStats"]
+
+
+@dataclass(slots=True)
+class StepStats:
+    """Per step.
+
+    Attributes:
+        members: Runs that joined the step and have not ended.
+        waiting: Runs held at the step now.
+        joined_runs: Runs that ever joined it.
+        joined_users: Profiles that ever joined it.
+    """
+
+    members: int = 0
+    waiting: int = 0
+    joined_runs: int = 0
+    joined_users: int = 0
+
+
+@dataclass(slots=True)
+class JourneyStats:
+    """Per journey.
+
+    Attributes:
+        entered_users: Profiles that ever entered.
+        entered_runs: Runs started.
+        in_progress: Runs not ended.
+        exited_runs: Runs ended.
+        steps: Per step id.
+    """
+
+    entered_users: int = 0
+    entered_runs: int = 0
+    in_progress: int = 0
+    exited_runs: int = 0
+    steps: dict[str, StepStats] = field(default_factory=dict)
+
+    def step(self, step_id: str) -> StepStats:
+        stats = self.steps.get(step_id)
+        if stats is None:
+            stats = self.steps[step_id] = StepStats()
+        return stats

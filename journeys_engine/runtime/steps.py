@@ -1,0 +1,256 @@
+"""How a profile moves through one journey at one instant (SPEC §5).
+
+:meth:`StepRunner.process` looks at one profile in one journey at instant
+``t``: exit first (``exit_after``, then the exit condition), then the steps the
+run is held at, in tree order; or, outside a run, entry. Arrivals cascade at
+once, depth-first, children and branches in declared order. Every condition is
+evaluated with its re-check instant, kept so the profile can be woken exactly
+when something may change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from journeys_engine.conditions.ast import BoolNode
+from journeys_engine.conditions.evaluator import evaluate
+from journeys_engine.conditions.profile import earliest
+from journeys_engine.model.journey import (
+    JourneyStatus,
+    MultiBranchSplitStep,
+    SendToDestinationsStep,
+    TrueFalseSplitStep,
+    WaitConditionStep,
+    WaitDurationStep,
+)
+from journeys_engine.runtime.actor import Actor, JourneyState, Run, Wait, WaitKind
+from journeys_engine.runtime.live import LiveJourney
+
+if TYPE_CHECKING:
+    from journeys_engine.runtime.space import SpaceRuntime
+
+__all__ = ["StepRunner"]
+
+
+class StepRunner:
+    """The journey rules of SPEC §5, applied to one profile of a space."""
+
+    def __init__(self, space: SpaceRuntime) -> None:
+        self.space = space
+
+    def _eval(
+        self, node: BoolNode, actor: Actor, t: int, since: int | None
+    ) -> tuple[bool, int | None]:
+        return evaluate(node, actor.conditions, self.space.conditions.definitions, t, since)
+
+    # Entry and exit
+
+    def process(self, actor: Actor, live: LiveJourney, t: int) -> None:
+        """Looks at ``actor`` in ``live`` at instant ``t`` (a message or a re-check)."""
+        state = actor.state(live.id)
+        run = state.run
+        if run is not None:
+            if self._exits(actor, live, state, run, t):
+                return
+            self._advance(actor, live, run, t)
+            return
+        self._maybe_enter(actor, live, state, t)
+
+    def _exits(
+        self, actor: Actor, live: LiveJourney, state: JourneyState, run: Run, t: int
+    ) -> bool:
+        settings = live.journey.settings
+        if settings.exit_after_ms is not None and t >= run.entered_at + settings.exit_after_ms:
+            self.end_run(actor, live, state, t, send=True)
+            return True
+        if live.exit_condition is not None:
+            holds, state.exit_recheck = self._eval(live.exit_condition, actor, t, live.since)
+            if holds:
+                self.end_run(actor, live, state, t, send=True)
+                return True
+        return False
+
+    def _maybe_enter(self, actor: Actor, live: LiveJourney, state: JourneyState, t: int) -> None:
+        state.entry_recheck = None
+        settings = live.journey.settings
+        if state.runs:
+            if settings.reentry_after_ms is None or state.exited_at is None:
+                return  # at most one run without reentry_after
+            if t < state.exited_at + settings.reentry_after_ms:
+                state.entry_recheck = state.exited_at + settings.reentry_after_ms
+                return
+        if live.exit_condition is not None:
+            blocking, recheck = self._eval(live.exit_condition, actor, t, live.since)
+            if blocking:
+                state.entry_recheck = recheck
+                return
+            state.entry_recheck = recheck
+        assert live.entry is not None
+        holds, recheck = self._eval(live.entry, actor, t, live.entry_since)
+        state.entry_recheck = earliest(state.entry_recheck, recheck)
+        if live.status is JourneyStatus.PAUSED:
+            state.blocked = holds  # became true while paused: wait for a false first
+            return
+        if state.blocked:
+            state.blocked = holds
+            return
+        if holds:
+            self._enter(actor, live, state, t)
+
+    def _enter(self, actor: Actor, live: LiveJourney, state: JourneyState, t: int) -> None:
+        state.runs += 1
+        state.entry_recheck = None
+        run = state.run = Run(state.runs, t)
+        stats = self.space.stats_of(live.id)
+        if state.runs == 1:
+            stats.entered_users += 1
+        stats.entered_runs += 1
+        stats.in_progress += 1
+        self._arrive(actor, live, state, run, live.journey.entry.id, t)
+
+    def end_run(
+        self, actor: Actor, live: LiveJourney, state: JourneyState, t: int, *, send: bool
+    ) -> None:
+        """Ends the current run: leaves every step, membership exits sent when ``send``."""
+        run = state.run
+        assert run is not None
+        stats = self.space.stats_of(live.id)
+        for step_id in run.memberships:
+            self.space.leave_membership(actor, live, step_id, run.number, t, send=send)
+        for step_id in run.joined:
+            stats.step(step_id).members -= 1
+        for step_id in run.waits:
+            stats.step(step_id).waiting -= 1
+        stats.in_progress -= 1
+        stats.exited_runs += 1
+        state.run = None
+        state.exited_at = t
+        state.exit_recheck = None
+        if live.journey.settings.reentry_after_ms is not None:
+            state.entry_recheck = t + live.journey.settings.reentry_after_ms
+
+    # Steps
+
+    def _arrive(
+        self, actor: Actor, live: LiveJourney, state: JourneyState, run: Run, step_id: str, t: int
+    ) -> None:
+        step = live.step(step_id)
+        stats = self.space.stats_of(live.id)
+        step_stats = stats.step(step_id)
+        run.joined.append(step_id)
+        step_stats.members += 1
+        step_stats.joined_runs += 1
+        if step_id not in state.ever_joined:
+            state.ever_joined.add(step_id)
+            step_stats.joined_users += 1
+        match step:
+            case WaitDurationStep():
+                self._hold(live, run, step_id, Wait(WaitKind.DURATION, t + step.duration_ms))
+            case WaitConditionStep():
+                holds, recheck = self._eval(live.conditions[step_id], actor, t, live.since)
+                if holds:
+                    self._next(actor, live, state, run, step.next_step_id, t)
+                else:
+                    self._hold(live, run, step_id, Wait(WaitKind.CONDITION, recheck))
+            case TrueFalseSplitStep():
+                holds, _ = self._eval(live.conditions[step_id], actor, t, live.since)
+                child = step.true_step_id if holds else step.false_step_id
+                self._next(actor, live, state, run, child, t)
+            case MultiBranchSplitStep():
+                wait = Wait(WaitKind.BRANCHES, None)
+                self._take_branches(
+                    actor, live, state, run, step, wait, range(len(step.branches)), t
+                )
+                if wait.untaken:
+                    self._hold(live, run, step_id, wait)
+            case SendToDestinationsStep():
+                run.memberships.append(step_id)
+                self.space.join_membership(actor, live, step, run.number, t)
+                self._next(actor, live, state, run, step.next_step_id, t)
+            case _:  # the entry step
+                self._next(actor, live, state, run, step.next_step_id, t)
+
+    def _next(
+        self,
+        actor: Actor,
+        live: LiveJourney,
+        state: JourneyState,
+        run: Run,
+        child: str | None,
+        t: int,
+    ) -> None:
+        if child is not None and state.run is run:
+            self._arrive(actor, live, state, run, child, t)
+
+    def _hold(self, live: LiveJourney, run: Run, step_id: str, wait: Wait) -> None:
+        run.waits[step_id] = wait
+        self.space.stats_of(live.id).step(step_id).waiting += 1
+
+    def _release(self, live: LiveJourney, run: Run, step_id: str) -> None:
+        del run.waits[step_id]
+        self.space.stats_of(live.id).step(step_id).waiting -= 1
+
+    def _take_branches(
+        self,
+        actor: Actor,
+        live: LiveJourney,
+        state: JourneyState,
+        run: Run,
+        step: MultiBranchSplitStep,
+        wait: Wait,
+        candidates: range | list[int],
+        t: int,
+    ) -> None:
+        """Takes, in declared order, every candidate branch whose condition holds."""
+        untaken: list[int] = []
+        recheck: int | None = None
+        conditions = live.branches[step.id]
+        for i in candidates:
+            holds, at = self._eval(conditions[i], actor, t, live.since)
+            if holds:
+                self._next(actor, live, state, run, step.branches[i].next_step_id, t)
+            else:
+                untaken.append(i)
+                recheck = earliest(recheck, at)
+        wait.untaken = untaken
+        wait.due = recheck
+
+    def _advance(self, actor: Actor, live: LiveJourney, run: Run, t: int) -> None:
+        """Moves the run on from every step it is held at where it now may, in tree order."""
+        state = actor.state(live.id)
+        for step_id in sorted(run.waits, key=live.order.__getitem__):
+            wait = run.waits.get(step_id)
+            if wait is None or state.run is not run:
+                continue
+            step = live.step(step_id)
+            match step:
+                case WaitDurationStep():
+                    if wait.due is not None and wait.due <= t:
+                        self._release(live, run, step_id)
+                        self._next(actor, live, state, run, step.next_step_id, wait.due)
+                case WaitConditionStep():
+                    holds, wait.due = self._eval(live.conditions[step_id], actor, t, live.since)
+                    if holds:
+                        self._release(live, run, step_id)
+                        self._next(actor, live, state, run, step.next_step_id, t)
+                case MultiBranchSplitStep():
+                    self._take_branches(actor, live, state, run, step, wait, wait.untaken, t)
+                    if not wait.untaken:
+                        self._release(live, run, step_id)
+
+    # Wake-ups
+
+    def next_due(self, state: JourneyState, live: LiveJourney) -> int | None:
+        """The earliest instant this profile must be looked at again in this journey."""
+        if live.status is JourneyStatus.ARCHIVED:
+            return None  # runs are frozen
+        run = state.run
+        if run is None:
+            return state.entry_recheck
+        due = state.exit_recheck
+        exit_after = live.journey.settings.exit_after_ms
+        if exit_after is not None:
+            due = earliest(due, run.entered_at + exit_after)
+        for wait in run.waits.values():
+            due = earliest(due, wait.due)
+        return due
