@@ -79,15 +79,15 @@ class StepRunner:
             if t < state.exited_at + settings.reentry_after_ms:
                 state.entry_recheck = state.exited_at + settings.reentry_after_ms
                 return
+        exit_recheck = None
         if live.exit_condition is not None:
-            blocking, recheck = self._eval(live.exit_condition, actor, t, live.since)
-            if blocking:
-                state.entry_recheck = recheck
+            blocking, exit_recheck = self._eval(live.exit_condition, actor, t, live.since)
+            if blocking:  # while the exit condition holds, nobody enters
+                state.entry_recheck = exit_recheck
                 return
-            state.entry_recheck = recheck
         assert live.entry is not None
         holds, recheck = self._eval(live.entry, actor, t, live.entry_since)
-        state.entry_recheck = earliest(state.entry_recheck, recheck)
+        state.entry_recheck = earliest(exit_recheck, recheck)
         if live.status is JourneyStatus.PAUSED:
             state.blocked = holds  # became true while paused: wait for a false first
             return
@@ -95,6 +95,7 @@ class StepRunner:
             state.blocked = holds
             return
         if holds:
+            state.exit_recheck = exit_recheck
             self._enter(actor, live, state, t)
 
     def _enter(self, actor: Actor, live: LiveJourney, state: JourneyState, t: int) -> None:

@@ -9,6 +9,7 @@ forward on open; a database written by a newer server is refused untouched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -121,7 +122,9 @@ class Database:
                 committed = True
             finally:
                 if not committed:
-                    await self._conn.execute("ROLLBACK")
+                    # The transaction may already be gone (a failed COMMIT ends it).
+                    with contextlib.suppress(sqlite3.Error):
+                        await self._conn.execute("ROLLBACK")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from journeys.v1 import definition_pb2, journey_pb2
-
 from journeys_client.files import KINDS, kind_of, load_file
-from journeys_engine import AlreadyExistsError, Engine
 from journeys_server.convert import (
     Problems,
     audience_from_proto,
@@ -15,6 +13,8 @@ from journeys_server.convert import (
     destination_from_proto,
     journey_from_proto,
 )
+
+from journeys_engine import AlreadyExistsError, Engine
 from tests.helpers.builders import EXAMPLES
 
 
