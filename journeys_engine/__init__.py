@@ -19,13 +19,18 @@ from journeys_engine.errors import (
     LimitExceededError,
     NotFoundError,
     PreconditionViolation,
+    QueueFullError,
+    ResourceExhaustedError,
     StorageError,
 )
+from journeys_engine.messages import Message, MessageType
 from journeys_engine.model.lifecycle import Move
+from journeys_engine.runtime import Change, MemorySink, Output, Sink, Unit
 
 __all__ = [
     "DEFAULT_SPACE",
     "AlreadyExistsError",
+    "Change",
     "Clock",
     "ConditionError",
     "Engine",
@@ -38,11 +43,19 @@ __all__ = [
     "LifecycleError",
     "LimitExceededError",
     "ManualClock",
+    "MemorySink",
+    "Message",
+    "MessageType",
     "Move",
     "NotFoundError",
+    "Output",
     "Page",
     "PreconditionViolation",
+    "QueueFullError",
+    "ResourceExhaustedError",
     "Saved",
+    "Sink",
     "StorageError",
     "SystemClock",
+    "Unit",
 ]

@@ -27,6 +27,7 @@ def test_engine_public_api_is_pinned() -> None:
     assert journeys_engine.__all__ == [
         "DEFAULT_SPACE",
         "AlreadyExistsError",
+        "Change",
         "Clock",
         "ConditionError",
         "Engine",
@@ -39,13 +40,21 @@ def test_engine_public_api_is_pinned() -> None:
         "LifecycleError",
         "LimitExceededError",
         "ManualClock",
+        "MemorySink",
+        "Message",
+        "MessageType",
         "Move",
         "NotFoundError",
+        "Output",
         "Page",
         "PreconditionViolation",
+        "QueueFullError",
+        "ResourceExhaustedError",
         "Saved",
+        "Sink",
         "StorageError",
         "SystemClock",
+        "Unit",
     ]
 
 

@@ -118,9 +118,15 @@ class Harness:
 
 
 @asynccontextmanager
-async def harness(settings: EngineSettings | None = None) -> AsyncIterator[Harness]:
+async def harness(
+    settings: EngineSettings | None = None, *, destinations: bool = True
+) -> AsyncIterator[Harness]:
+    """A fresh in-memory engine at T0; with ``destinations``, email, crm and ads exist."""
     clock = FakeClock(T0)
     async with await Engine.open(":memory:", clock=clock, settings=settings) as engine:
+        if not destinations:
+            yield Harness(engine, clock)
+            return
         defs = engine.definitions
         await defs.create(
             "default", Destination("email", "", "Email", DestinationKind.EVENT, EventMode.TRACK)
