@@ -25,3 +25,20 @@ def test_the_condition_benchmark_runs_and_reports_its_figures() -> None:
     assert "brute force, 5 profiles" in out
     assert "speed-up on the same stream" in out
     assert "state per profile: engine" in out
+
+
+def test_the_timer_and_runtime_benchmarks_run() -> None:
+    timers = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "timers.py"), "--timers", "2000", "--runs", "1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+    )  # fmt: skip
+    assert timers.returncode == 0, timers.stderr
+    assert "heapq" in timers.stdout and "TimerWheel" in timers.stdout
+    sizes = ["--profiles", "200", "--messages", "600", "--batch", "100", "--runs", "1"]
+    runtime = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "runtime.py"), *sizes],
+        capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
+    )  # fmt: skip
+    assert runtime.returncode == 0, runtime.stderr
+    assert "ratio engine / baseline" in runtime.stdout
+    assert "RSS per resident profile" in runtime.stdout
