@@ -12,6 +12,8 @@ from journeys_engine.model.definitions import Destination, DestinationKind, Even
 
 __all__ = ["Change", "Output", "build_output", "message_id"]
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 
 class Change(StrEnum):
     """A membership change of a send step."""
@@ -127,7 +129,7 @@ def build_output(
                 "context": context,
                 "integrations": integrations,
             }
-    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    payload = _ENCODER.encode(body)
     return Output(
         space_id, destination.id, profile_key, mid, payload, at, journey_id, step_id, run, change
     )
