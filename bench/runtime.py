@@ -146,7 +146,8 @@ async def run_engine(stream: list[dict[str, Any]], batch: int, step_ms: int) -> 
         await engine.fire_due()
     await engine.settle()
     elapsed = time.perf_counter() - started
-    outputs = engine.sink.outputs  # type: ignore[attr-defined]
+    assert isinstance(engine.sink, CountingSink)
+    outputs = engine.sink.outputs
     await engine.close()
     return len(stream) / elapsed, outputs
 

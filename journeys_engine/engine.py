@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import itertools
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from journeys_engine.catalog import CatalogContext, Definitions, Journeys, Page, Spaces
 from journeys_engine.catalog.changes import CatalogChange, DefinitionsChanged
+from journeys_engine.catalog.paging import PageRequest
 from journeys_engine.clock import Clock, ManualClock, SystemClock
 from journeys_engine.errors import FieldViolation, InvalidArgumentError
 from journeys_engine.messages import Message, parse_message
@@ -23,12 +24,13 @@ from journeys_engine.model.definitions import (
 )
 from journeys_engine.model.journey import Journey, JourneyStatus
 from journeys_engine.model.limits import Limits
-from journeys_engine.runtime import MemorySink, Router, Runtime, Sink
+from journeys_engine.runtime import Router, Runtime, Sink
 from journeys_engine.runtime.router import Batch
 from journeys_engine.store.catalog import CatalogRows
 from journeys_engine.store.database import Database
+from journeys_engine.store.durable import DurableStore
 
-__all__ = ["Engine", "EngineSettings"]
+__all__ = ["Engine", "EngineSettings", "IngestResult", "Member"]
 
 _MANUAL_CLOCK_KEY = "manual_clock_ms"
 
@@ -72,8 +74,15 @@ class Engine:
         self._db = db
         self.clock = clock
         self.settings = settings
-        self.sink: Sink = sink or MemorySink()
-        ctx = CatalogContext(db, clock, settings.limits, [self._on_catalog_change])
+        self.sink = sink
+        limits = settings.limits
+        self.store = DurableStore(
+            db,
+            clock,
+            dedup_window_ms=limits.dedup_window_ms,
+            retention_ms=limits.outbox_retention_ms,
+        )
+        ctx = CatalogContext(db, clock, limits, [self._on_catalog_change])
         self.spaces = Spaces(ctx)
         self.journeys = Journeys(ctx)
         self.definitions = Definitions(ctx)
@@ -81,7 +90,8 @@ class Engine:
         self.router = Router(
             self._apply_batch, shards=settings.shards, capacity=settings.shard_capacity
         )
-        self._positions = itertools.count(1)
+        self._timers: asyncio.Task[None] | None = None
+        self._timers_changed = asyncio.Event()
         self._closed = False
 
     @classmethod
@@ -95,8 +105,11 @@ class Engine:
     ) -> Engine:
         """Opens the engine on the database at ``path`` (created when missing).
 
-        ``sink`` receives each unit of applied work (changed profiles, outputs,
-        position); by default outputs are kept in memory (:class:`MemorySink`).
+        On start the engine puts back every profile from its snapshot and applies
+        again what the ingest log holds beyond the applied floor (durability
+        contract, ARCHITECTURE.md). ``sink``, when given, also receives each unit
+        of applied work once it is committed (tests keep outputs in a
+        :class:`MemorySink`).
 
         Raises:
             StorageError: the database cannot be used.
@@ -109,35 +122,63 @@ class Engine:
                 clock = await _load_clock(db, manual=settings.manual_clock)
             engine = cls(db, clock, settings, sink)
             await engine.spaces.ensure_default()
+            await engine.store.open()
             await engine._load_runtime()
+            await engine.store.load(engine.runtime)
+            await engine._recover()
             engine.router.start()
+            if not isinstance(clock, ManualClock):
+                engine._timers = asyncio.get_running_loop().create_task(
+                    engine._run_timers(), name="timers"
+                )
             on_failure.pop_all()
         return engine
 
+    async def _recover(self) -> None:
+        """Applies again every logged message beyond the applied floor, in log order."""
+        for count, (space_id, position, message) in enumerate(await self.store.unapplied(), 1):
+            self.runtime.apply(space_id, [(position, message)])
+            if count % 500 == 0:
+                await self._commit()
+        await self._commit()
+
     # Messages and time
 
-    async def ingest(self, space_id: str, messages: Sequence[Mapping[str, Any]]) -> list[Message]:
-        """Checks Segment-spec messages, received now, and queues them in order.
+    async def ingest(self, space_id: str, messages: Sequence[Mapping[str, Any]]) -> IngestResult:
+        """Checks Segment-spec messages received now, logs the good ones, and queues them.
 
-        Waits while the shards they go to are full. Returns the checked messages.
+        Each message is checked on its own; duplicates (a message id seen in the
+        space within the dedup window) are acknowledged and have no effect. The
+        call returns once the accepted messages are committed to the ingest log
+        and queued (waiting while a shard is full).
 
         Raises:
             NotFoundError: the space does not exist.
-            InvalidArgumentError: a message is invalid (none is queued).
         """
         await self.spaces.get(space_id)
         now = self.clock.now_ms()
         parsed: list[Message] = []
-        problems: list[FieldViolation] = []
+        indexes: list[int] = []
+        errors: dict[int, tuple[FieldViolation, ...]] = {}
         for i, raw in enumerate(messages):
             try:
                 parsed.append(parse_message(raw, received_at=now, path=f"messages[{i}]"))
+                indexes.append(i)
             except InvalidArgumentError as err:
-                problems.extend(err.violations)
-        if problems:
-            raise InvalidArgumentError(problems)
-        await self.router.put(space_id, [(next(self._positions), m) for m in parsed])
-        return parsed
+                errors[i] = err.violations
+        logged = await self.store.append(space_id, parsed)
+        positions: list[int | None] = [None] * len(messages)
+        duplicates: list[int] = []
+        queued: list[tuple[int, Message]] = []
+        for index, message, position in zip(indexes, parsed, logged, strict=True):
+            if position is None:
+                duplicates.append(index)
+            else:
+                positions[index] = position
+                queued.append((position, message))
+        if queued:
+            await self.router.put(space_id, queued)
+        return IngestResult(positions, duplicates, errors)
 
     async def settle(self) -> None:
         """Returns once every queued message has been applied and committed."""
@@ -156,7 +197,10 @@ class Engine:
             raise TypeError("only a manual clock can be moved")
         await self.settle()
         self.clock.set(instant)
+        async with self._db.transaction() as tx:
+            await CatalogRows(tx).set_meta(_MANUAL_CLOCK_KEY, str(instant))
         await self.fire_due()
+        await self.store.purge()
 
     async def advance(self, ms: int) -> None:
         """Moves a manual clock forward by ``ms`` (see :meth:`advance_to`)."""
@@ -174,7 +218,62 @@ class Engine:
     async def _commit(self) -> None:
         unit = self.runtime.take_unit()
         if unit:
-            await self.sink.commit(unit)
+            await self.store.commit(unit)
+            if self.sink is not None:
+                await self.sink.commit(unit)
+            self._timers_changed.set()
+
+    async def _run_timers(self) -> None:
+        """On the system clock: fires each wake-up at its instant, after what came before."""
+        purge_at = self.clock.now_ms()
+        while True:
+            due = self.runtime.next_due()
+            now = self.clock.now_ms()
+            if now >= purge_at:
+                await self.store.purge()
+                purge_at = now + 60_000
+            if due is not None and due <= now:
+                await self.settle()  # messages received before the instant go first
+                await self.fire_due()
+                continue
+            wait = (min(due, purge_at) if due is not None else purge_at) - now
+            self._timers_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timers_changed.wait(), timeout=wait / 1000)
+
+    # Outputs
+
+    async def members(
+        self,
+        space_id: str,
+        journey_id: str,
+        step_id: str,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[Member]:
+        """The current members of a send step, in joining order, paged.
+
+        Raises:
+            NotFoundError: no such space or journey.
+            InvalidArgumentError: the step is not a send step of the journey.
+        """
+        journey = await self.journeys.get(space_id, journey_id)
+        if not any(s.id == step_id for s in journey.send_steps()):
+            raise InvalidArgumentError.single(
+                "step_id", f"{step_id!r} is not a send step of journey {journey_id!r}"
+            )
+        request = PageRequest.parse(page_size, page_token)
+        space = self.runtime.space(space_id)
+        found = list(space.members_of(journey_id, step_id).items())
+        rows = []
+        for offset, (actor_id, run) in enumerate(
+            found[request.after : request.after + request.size + 1]
+        ):
+            actor = space.actors[actor_id]
+            member = Member(actor.key, actor.user_id, actor.anonymous_id, run)
+            rows.append((request.after + offset + 1, member))
+        return request.page(rows)
 
     # The runtime follows the catalog
 
@@ -225,8 +324,13 @@ class Engine:
             return
         self._closed = True
         try:
+            if self._timers is not None:
+                self._timers.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._timers
             await self.router.close()
             await self._commit()
+            await self.store.close()
         finally:
             await self._db.close()
 
@@ -238,6 +342,36 @@ class Engine:
 
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What happened to each message of a batch.
+
+    Attributes:
+        positions: Per message, its ingest-log position; None when refused or a duplicate.
+        duplicates: Indexes of messages whose id was already seen (no effect).
+        errors: Per refused message index, its problems.
+    """
+
+    positions: list[int | None]
+    duplicates: list[int]
+    errors: dict[int, tuple[FieldViolation, ...]]
+
+    @property
+    def accepted(self) -> int:
+        """Messages committed to the log."""
+        return sum(p is not None for p in self.positions)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A current member of a send step."""
+
+    profile_key: str
+    user_id: str | None
+    anonymous_id: str | None
+    run: int
 
 
 async def _all(fetch: Callable[[str], Awaitable[Page[T]]]) -> list[T]:

@@ -30,6 +30,11 @@ class Limits:
         max_wait_ms: Longest wait_duration.
         max_setting_ms: Longest exit_after or reentry_after.
         max_branches: Branches in one multi-branch split.
+        max_message_bytes: One ingested message, encoded.
+        max_batch_bytes: One ingested batch, encoded.
+        max_batch_messages: Messages in one ingested batch.
+        dedup_window_ms: How long a message id is remembered per space.
+        outbox_retention_ms: How long an unacknowledged destination call is kept.
     """
 
     max_live_journeys: int = 5
@@ -44,3 +49,8 @@ class Limits:
     max_wait_ms: int = 365 * DAY_MS
     max_setting_ms: int = 10 * 365 * DAY_MS
     max_branches: int = 20
+    max_message_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    max_batch_messages: int = 2500
+    dedup_window_ms: int = 7 * DAY_MS
+    outbox_retention_ms: int = 7 * DAY_MS

@@ -144,14 +144,27 @@ class Actor:
         conditions: Traits, leaf states, audiences and computed traits.
         journeys: Standing per journey id.
         groups: Group ids with their traits (recorded, not used by conditions).
+        position: The last ingest-log position applied to it.
+        wake_at: Its next wake-up instant, if any.
     """
 
-    __slots__ = ("anonymous_id", "conditions", "groups", "journeys", "key", "user_id")
+    __slots__ = (
+        "anonymous_id",
+        "conditions",
+        "groups",
+        "journeys",
+        "key",
+        "position",
+        "user_id",
+        "wake_at",
+    )
 
     def __init__(self, key: str, user_id: str | None, anonymous_id: str | None) -> None:
         self.key = key
         self.user_id = user_id
         self.anonymous_id = anonymous_id
+        self.position = 0
+        self.wake_at: int | None = None
         self.conditions = ProfileConditions()
         self.journeys: dict[str, JourneyState] = {}
         self.groups: dict[str, dict[str, Any]] = {}

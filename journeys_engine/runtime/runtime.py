@@ -19,6 +19,7 @@ from journeys_engine.model.journey import Journey
 from journeys_engine.runtime.actor import Actor
 from journeys_engine.runtime.outputs import Output
 from journeys_engine.runtime.space import ActorKey, SpaceRuntime
+from journeys_engine.runtime.stats import JourneyStats
 from journeys_engine.runtime.wheel import TimerWheel
 
 __all__ = ["Runtime", "Unit"]
@@ -31,15 +32,24 @@ class Unit:
     Attributes:
         actors: Profiles changed, by (space id, actor id).
         outputs: Destination calls produced, in order.
-        position: The last message position applied (0 when only timers fired).
+        positions: Log positions of the messages applied.
+        links: Identity links made, by (space id, anonymous id).
+        stats: Journey counts changed (None: the journey is gone), by (space id, journey id).
     """
 
     actors: dict[ActorKey, Actor] = field(default_factory=dict)
     outputs: list[Output] = field(default_factory=list)
-    position: int = 0
+    positions: list[int] = field(default_factory=list)
+    links: dict[tuple[str, str], str] = field(default_factory=dict)
+    stats: dict[tuple[str, str], JourneyStats | None] = field(default_factory=dict)
+
+    @property
+    def position(self) -> int:
+        """The last log position applied (0 when only timers fired)."""
+        return max(self.positions, default=0)
 
     def __bool__(self) -> bool:
-        return bool(self.actors or self.outputs or self.position)
+        return bool(self.actors or self.outputs or self.positions or self.links or self.stats)
 
 
 class Runtime:
@@ -54,24 +64,19 @@ class Runtime:
         """The space's runtime (created on first use)."""
         space = self.spaces.get(space_id)
         if space is None:
-            space = self.spaces[space_id] = SpaceRuntime(
-                space_id, self.wheel, self._unit_output, self._unit_actor
-            )
+            space = self.spaces[space_id] = SpaceRuntime(space_id, self.wheel, self._recorder)
         return space
 
-    def _unit_output(self, output: Output) -> None:
-        self._unit.outputs.append(output)
-
-    def _unit_actor(self, key: ActorKey, actor: Actor) -> None:
-        self._unit.actors[key] = actor
+    def _recorder(self) -> Unit:
+        return self._unit
 
     def apply(self, space_id: str, messages: Sequence[tuple[int, Message]]) -> None:
         """Applies messages of a space, each with its log position, in order."""
         space = self.space(space_id)
         for position, message in messages:
             self.fire_due(message.received_at)
-            space.apply(message)
-            self._unit.position = max(self._unit.position, position)
+            space.apply(message, position)
+            self._unit.positions.append(position)
 
     def fire_due(self, upto: int) -> None:
         """Fires every wake-up due at or before ``upto``, each at its due instant."""

@@ -10,7 +10,7 @@ timer wheel.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from journeys_engine.conditions.ast import BoolNode, EventAggregate
 from journeys_engine.conditions.parser import parse_condition, parse_expression
@@ -20,10 +20,13 @@ from journeys_engine.model.definitions import Audience, ComputedTrait, Destinati
 from journeys_engine.model.journey import Journey, JourneyStatus, SendToDestinationsStep
 from journeys_engine.runtime.actor import Actor
 from journeys_engine.runtime.live import LiveJourney
-from journeys_engine.runtime.outputs import Change, Output, build_output
+from journeys_engine.runtime.outputs import Change, build_output
 from journeys_engine.runtime.stats import JourneyStats
 from journeys_engine.runtime.steps import StepRunner
 from journeys_engine.runtime.wheel import TimerWheel
+
+if TYPE_CHECKING:
+    from journeys_engine.runtime.runtime import Unit
 
 __all__ = ["ActorKey", "SpaceRuntime"]
 
@@ -42,16 +45,11 @@ class SpaceRuntime:
     """The live state of one space."""
 
     def __init__(
-        self,
-        space_id: str,
-        wheel: TimerWheel[ActorKey],
-        emit: Callable[[Output], None],
-        touched: Callable[[ActorKey, Actor], None],
+        self, space_id: str, wheel: TimerWheel[ActorKey], unit: Callable[[], Unit]
     ) -> None:
         self.space_id = space_id
         self.wheel = wheel
-        self.emit = emit
-        self.touched = touched
+        self.unit = unit
         self.conditions = SpaceConditions()
         self.journeys: dict[str, LiveJourney] = {}
         self.destinations: dict[str, Destination] = {}
@@ -105,6 +103,7 @@ class SpaceRuntime:
         if live is not None:
             live.unregister(self.conditions.index)
         self.stats.pop(journey_id, None)
+        self.unit().stats[(self.space_id, journey_id)] = None
         for key in [k for k in self.members if k[0] == journey_id]:
             del self.members[key]
         for actor in self.actors.values():
@@ -127,7 +126,10 @@ class SpaceRuntime:
     # Memberships and outputs
 
     def stats_of(self, journey_id: str) -> JourneyStats:
-        return self.stats.setdefault(journey_id, JourneyStats())
+        """A journey's counts, marked as changed in the current unit."""
+        stats = self.stats.setdefault(journey_id, JourneyStats())
+        self.unit().stats[(self.space_id, journey_id)] = stats
+        return stats
 
     def join_membership(
         self, actor: Actor, live: LiveJourney, step: SendToDestinationsStep, run: int, t: int
@@ -162,7 +164,7 @@ class SpaceRuntime:
         destination = self.destinations.get(destination_id)
         if destination is None:
             return
-        self.emit(
+        self.unit().outputs.append(
             build_output(
                 space_id=self.space_id,
                 destination=destination,
@@ -185,10 +187,10 @@ class SpaceRuntime:
         user_id, anonymous_id = message.user_id, message.anonymous_id
         if message.type is MessageType.ALIAS:
             assert message.previous_id is not None
-            self.links[message.previous_id] = str(user_id)
+            self._link(message.previous_id, str(user_id))
             anonymous_id = None
         elif user_id is not None and anonymous_id is not None:
-            self.links[anonymous_id] = user_id
+            self._link(anonymous_id, user_id)
         elif user_id is None and anonymous_id is not None and anonymous_id in self.links:
             user_id = self.links[anonymous_id]
         actor_id = _actor_id(user_id, anonymous_id)
@@ -200,10 +202,19 @@ class SpaceRuntime:
             actor.anonymous_id = anonymous_id
         return actor
 
-    def apply(self, message: Message) -> None:
-        """Applies one message at its ``received_at`` (timers due by then already fired)."""
+    def _link(self, anonymous_id: str, user_id: str) -> None:
+        if self.links.get(anonymous_id) != user_id:
+            self.links[anonymous_id] = user_id
+            self.unit().links[(self.space_id, anonymous_id)] = user_id
+
+    def apply(self, message: Message, position: int) -> None:
+        """Applies the message at log ``position`` at its ``received_at`` (timers due by
+        then already fired) — unless its profile already applied that position."""
         now = message.received_at
         actor = self.actor_for(message)
+        if position <= actor.position:
+            return  # applied before a restart: recovery skips it
+        actor.position = position
         conditions = actor.conditions
         event: str | None = None
         match message.type:
@@ -219,7 +230,7 @@ class SpaceRuntime:
             case MessageType.GROUP:
                 actor.groups[str(message.group_id)] = dict(message.traits)
             case MessageType.ALIAS:
-                self.touched((self.space_id, _actor_id_of(actor)), actor)
+                self.unit().actors[(self.space_id, _actor_id_of(actor))] = actor
                 return
         self._step(actor, now, event=event, all_journeys=message.type is MessageType.IDENTIFY)
 
@@ -250,8 +261,19 @@ class SpaceRuntime:
                 state = actor.journeys[live.id]
             wake = earliest(wake, runner.next_due(state, live))
         key = (self.space_id, _actor_id_of(actor))
+        actor.wake_at = wake
         self.wheel.schedule(key, wake)
-        self.touched(key, actor)
+        self.unit().actors[key] = actor
+
+    def restore(self, actor_id: str, actor: Actor, wake_at: int | None) -> None:
+        """Puts back a profile from its snapshot: its memberships and its wake-up."""
+        self.actors[actor_id] = actor
+        actor.wake_at = wake_at
+        self.wheel.schedule((self.space_id, actor_id), wake_at)
+        for journey_id, state in actor.journeys.items():
+            if state.run is not None:
+                for step_id in state.run.memberships:
+                    self.members.setdefault((journey_id, step_id), {})[actor_id] = state.run.number
 
     def members_of(self, journey_id: str, step_id: str) -> Mapping[str, int]:
         """Current members of a send step: actor id -> run number, in joining order."""

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -158,7 +158,7 @@ class Tx:
         async with self._conn.execute(sql, params) as cursor:
             return cursor.rowcount
 
-    async def executemany(self, sql: str, rows: list[tuple[object, ...]]) -> None:
+    async def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
         """Runs one statement for each row."""
         await self._conn.executemany(sql, rows)
 

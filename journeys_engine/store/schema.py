@@ -65,4 +65,95 @@ _V1 = (
     "CREATE INDEX refs_by_target ON refs (space_id, to_kind, to_id)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+_V2 = (
+    # Every accepted message, in order; acknowledged only once written here.
+    """
+    CREATE TABLE ingest_log (
+        position INTEGER PRIMARY KEY,
+        space_id TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        message TEXT NOT NULL
+    )
+    """,
+    # Message ids seen per space, for the dedup window.
+    """
+    CREATE TABLE dedup (
+        space_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (space_id, message_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX dedup_by_time ON dedup (received_at)",
+    # Each profile's state, the last log position applied to it, its next wake-up.
+    """
+    CREATE TABLE actors (
+        space_id TEXT NOT NULL,
+        actor_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        wake_at INTEGER,
+        data TEXT NOT NULL,
+        PRIMARY KEY (space_id, actor_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX actors_by_wake ON actors (wake_at) WHERE wake_at IS NOT NULL",
+    # Identity links: anonymous id -> user id.
+    """
+    CREATE TABLE links (
+        space_id TEXT NOT NULL,
+        anonymous_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        PRIMARY KEY (space_id, anonymous_id)
+    ) WITHOUT ROWID
+    """,
+    # Counts per journey (reporting), written as they change.
+    """
+    CREATE TABLE journey_stats (
+        space_id TEXT NOT NULL,
+        journey_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (space_id, journey_id)
+    ) WITHOUT ROWID
+    """,
+    # Destination calls, with dense sequences per destination.
+    """
+    CREATE TABLE outbox (
+        space_id TEXT NOT NULL,
+        destination_id TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        timestamp INTEGER NOT NULL,
+        journey_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        profile_key TEXT NOT NULL,
+        run INTEGER NOT NULL,
+        change TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, destination_id, sequence)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX outbox_by_age ON outbox (created_at)",
+    # The last sequence given per destination (calls may be purged; sequences never reused).
+    """
+    CREATE TABLE sequences (
+        space_id TEXT NOT NULL,
+        destination_id TEXT NOT NULL,
+        last INTEGER NOT NULL,
+        PRIMARY KEY (space_id, destination_id)
+    ) WITHOUT ROWID
+    """,
+    # Each named consumer's cursor on a destination.
+    """
+    CREATE TABLE cursors (
+        space_id TEXT NOT NULL,
+        destination_id TEXT NOT NULL,
+        consumer TEXT NOT NULL,
+        acked INTEGER NOT NULL,
+        PRIMARY KEY (space_id, destination_id, consumer)
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)

@@ -123,7 +123,8 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     """A fresh in-memory engine at T0; with ``destinations``, email, crm and ads exist."""
     clock = FakeClock(T0)
-    async with await Engine.open(":memory:", clock=clock, settings=settings) as engine:
+    sink = MemorySink()
+    async with await Engine.open(":memory:", clock=clock, settings=settings, sink=sink) as engine:
         if not destinations:
             yield Harness(engine, clock)
             return

@@ -14,7 +14,7 @@ from collections import defaultdict
 from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
-from journeys_engine import Engine, Move
+from journeys_engine import Engine, MemorySink, Move
 from journeys_engine.conditions import parse_expression
 from journeys_engine.model import (
     Audience,
@@ -38,7 +38,8 @@ async def _run_engine(
     plans: list[Journey], sent: list[Sent], end: int
 ) -> tuple[list[Emitted], list[Journey]]:
     clock = FakeClock(BASE)
-    async with await Engine.open(":memory:", clock=clock) as engine:
+    sink = MemorySink()
+    async with await Engine.open(":memory:", clock=clock, sink=sink) as engine:
         defs = engine.definitions
         await defs.create(
             "default", Destination("d-track", "", "Track", DestinationKind.EVENT, EventMode.TRACK)
@@ -69,7 +70,7 @@ async def _run_engine(
                 o.change.value,
                 o.timestamp,
             )
-            for o in engine.sink.outputs  # type: ignore[attr-defined]
+            for o in sink.outputs
         ]
     return outputs, published
 

@@ -33,7 +33,7 @@ def test_every_actor_round_trips_through_plain_data(
                 data = json.loads(json.dumps(actor.to_data()))
                 captured.append((data, Actor.from_data(data, space.conditions.index)))
             if unit:
-                await self.sink.commit(unit)
+                await self.store.commit(unit)
 
         Engine._commit = capture  # type: ignore[method-assign]
         try:

@@ -1,0 +1,416 @@
+"""The durable side of the engine: ingest log, dedup, profile snapshots, outbox.
+
+Durability contract (ARCHITECTURE.md):
+
+1. A message is acknowledged only after it is committed to the ingest log.
+   Concurrent batches share one transaction (group commit).
+2. Applying messages and timers changes profiles and produces destination calls;
+   each unit of that work — the changed profiles with the last log position
+   applied to each, their identity links, the counts, the calls with their
+   dense per-destination sequences, and the log position up to which everything
+   is applied — is committed in one transaction.
+3. On start, profiles come back from their snapshots, and the log after the
+   applied floor is applied again, each message only to a profile that had not
+   applied it yet; wake-ups come back at their instants, so timers that fell due
+   while the server was down fire in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from journeys_engine.clock import Clock
+from journeys_engine.errors import InvalidArgumentError
+from journeys_engine.messages import Message, parse_message
+from journeys_engine.runtime.actor import Actor
+from journeys_engine.runtime.outputs import Change
+from journeys_engine.runtime.runtime import Runtime, Unit
+from journeys_engine.runtime.stats import JourneyStats, StepStats
+from journeys_engine.store.catalog import CatalogRows
+from journeys_engine.store.database import Database, Tx
+
+__all__ = ["DurableStore", "OutboxRecord"]
+
+_FLOOR_KEY = "applied_floor"
+_CHUNK = 500
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """One stored destination call."""
+
+    sequence: int
+    message_id: str
+    payload: str
+    timestamp: int
+    journey_id: str
+    step_id: str
+    profile_key: str
+    run: int
+    change: Change
+
+
+class DurableStore:
+    """Everything the engine must not lose, in the engine's SQLite file.
+
+    Args:
+        db: The open database.
+        clock: The engine's clock (for received times and retention).
+        dedup_window_ms: How long a message id is remembered.
+        retention_ms: How long an unacknowledged destination call is kept.
+    """
+
+    def __init__(
+        self, db: Database, clock: Clock, *, dedup_window_ms: int, retention_ms: int
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self.dedup_window_ms = dedup_window_ms
+        self.retention_ms = retention_ms
+        self._next_position = 1
+        self._pending_positions: set[int] = set()
+        self._floor = 0
+        self._sequences: dict[tuple[str, str], int] = {}
+        self._appends: list[tuple[str, list[Message], asyncio.Future[list[int | None]]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._changed: dict[tuple[str, str], asyncio.Event] = {}
+        self._commit_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Reads the counters: next log position, applied floor, last sequences."""
+        async with self._db.read() as tx:
+            row = await tx.fetchone("SELECT max(position) FROM ingest_log")
+            last = int(row[0]) if row is not None and row[0] is not None else 0
+            floor = await CatalogRows(tx).get_meta(_FLOOR_KEY)
+            self._floor = int(floor) if floor is not None else 0
+            self._next_position = max(last, self._floor) + 1
+            rows = await tx.fetchall("SELECT space_id, destination_id, last FROM sequences")
+            self._sequences = {(r[0], r[1]): int(r[2]) for r in rows}
+
+    @property
+    def floor(self) -> int:
+        """Every log position up to this one is applied and committed."""
+        return self._floor
+
+    # Ingest log, with group commit
+
+    async def append(self, space_id: str, messages: Sequence[Message]) -> list[int | None]:
+        """Commits messages to the log; returns each one's position, None for duplicates.
+
+        Concurrent calls are committed together, in one transaction.
+        """
+        if not messages:
+            return []
+        future: asyncio.Future[list[int | None]] = asyncio.get_running_loop().create_future()
+        self._appends.append((space_id, list(messages), future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_appends())
+        return await future
+
+    async def _write_appends(self) -> None:
+        while self._appends:
+            batch, self._appends = self._appends, []
+            try:
+                async with self._db.transaction() as tx:
+                    results = [await self._append_in(tx, space, msgs) for space, msgs, _ in batch]
+            except Exception as err:  # noqa: BLE001 - handed to every waiting caller
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            for (_, _, future), positions in zip(batch, results, strict=True):
+                self._pending_positions.update(p for p in positions if p is not None)
+                if not future.done():
+                    future.set_result(positions)
+
+    async def _append_in(self, tx: Tx, space_id: str, messages: list[Message]) -> list[int | None]:
+        now = self._clock.now_ms()
+        first = self._next_position
+        tentative = list(range(first, first + len(messages)))
+        ids = [m.message_id for m in messages]
+        found: dict[str, int] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            await tx.execute(
+                f"DELETE FROM dedup WHERE space_id = ? AND received_at < ? "  # noqa: S608
+                f"AND message_id IN ({marks})",
+                (space_id, now - self.dedup_window_ms, *chunk),
+            )
+        await tx.executemany(
+            "INSERT OR IGNORE INTO dedup (space_id, message_id, received_at, position) "
+            "VALUES (?, ?, ?, ?)",
+            [(space_id, m.message_id, now, p) for m, p in zip(messages, tentative, strict=True)],
+        )
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = await tx.fetchall(
+                f"SELECT message_id, position FROM dedup WHERE space_id = ? "  # noqa: S608
+                f"AND message_id IN ({marks})",
+                (space_id, *chunk),
+            )
+            found.update((r[0], int(r[1])) for r in rows)
+        positions: list[int | None] = [
+            p if found.get(m.message_id) == p else None
+            for m, p in zip(messages, tentative, strict=True)
+        ]
+        await tx.executemany(
+            "INSERT INTO ingest_log (position, space_id, received_at, message) VALUES (?, ?, ?, ?)",
+            [
+                (p, space_id, m.received_at, _dumps(m.to_json()))
+                for m, p in zip(messages, positions, strict=True)
+                if p is not None
+            ],
+        )
+        self._next_position = first + len(messages)
+        return positions
+
+    # Units of applied work
+
+    async def commit(self, unit: Unit) -> None:
+        """Commits a unit: profiles, links, counts, calls and the applied floor, together.
+
+        Units commit one at a time, so sequences and the floor follow commit order.
+        """
+        async with self._commit_lock:
+            await self._commit(unit)
+
+    async def _commit(self, unit: Unit) -> None:
+        sequences = dict(self._sequences)
+        outbox_rows = []
+        now = self._clock.now_ms()
+        touched: set[tuple[str, str]] = set()
+        for o in unit.outputs:
+            key = (o.space_id, o.destination_id)
+            sequences[key] = sequences.get(key, 0) + 1
+            touched.add(key)
+            outbox_rows.append(
+                (
+                    o.space_id, o.destination_id, sequences[key], o.message_id, o.payload,
+                    o.timestamp, o.journey_id, o.step_id, o.profile_key, o.run, o.change.value,
+                    now,
+                )
+            )  # fmt: skip
+        pending = self._pending_positions - set(unit.positions)
+        floor = (min(pending) - 1) if pending else self._next_position - 1
+        async with self._db.transaction() as tx:
+            if unit.actors:
+                await tx.executemany(
+                    "INSERT OR REPLACE INTO actors (space_id, actor_id, position, wake_at, data) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (space_id, actor_id, actor.position, actor.wake_at, _dumps(actor.to_data()))
+                        for (space_id, actor_id), actor in unit.actors.items()
+                    ],
+                )
+            if unit.links:
+                await tx.executemany(
+                    "INSERT OR REPLACE INTO links (space_id, anonymous_id, user_id) "
+                    "VALUES (?, ?, ?)",
+                    [(s, anonymous, user) for (s, anonymous), user in unit.links.items()],
+                )
+            for (space_id, journey_id), stats in unit.stats.items():
+                if stats is None:
+                    await tx.execute(
+                        "DELETE FROM journey_stats WHERE space_id = ? AND journey_id = ?",
+                        (space_id, journey_id),
+                    )
+                else:
+                    await tx.execute(
+                        "INSERT OR REPLACE INTO journey_stats (space_id, journey_id, data) "
+                        "VALUES (?, ?, ?)",
+                        (space_id, journey_id, _dumps(_stats_data(stats))),
+                    )
+            if touched:
+                await tx.executemany(
+                    "INSERT OR REPLACE INTO sequences (space_id, destination_id, last) "
+                    "VALUES (?, ?, ?)",
+                    [
+                        (space, destination, sequences[(space, destination)])
+                        for space, destination in touched
+                    ],
+                )
+            if outbox_rows:
+                await tx.executemany(
+                    "INSERT INTO outbox (space_id, destination_id, sequence, message_id, payload, "
+                    "timestamp, journey_id, step_id, profile_key, run, change, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    outbox_rows,
+                )
+            if floor != self._floor:
+                await CatalogRows(tx).set_meta(_FLOOR_KEY, str(floor))
+        self._sequences = sequences
+        self._pending_positions = pending
+        self._floor = floor
+        for key in touched:
+            event = self._changed.get(key)
+            if event is not None:
+                event.set()
+
+    # Recovery
+
+    async def load(self, runtime: Runtime) -> None:
+        """Puts every stored profile, link and count back into the runtime."""
+        async with self._db.read() as tx:
+            for space_id, anonymous_id, user_id in await tx.fetchall(
+                "SELECT space_id, anonymous_id, user_id FROM links"
+            ):
+                runtime.space(space_id).links[anonymous_id] = user_id
+            for space_id, journey_id, data in await tx.fetchall(
+                "SELECT space_id, journey_id, data FROM journey_stats"
+            ):
+                space = runtime.space(space_id)
+                if journey_id in space.journeys:
+                    space.stats[journey_id] = _stats_from(json.loads(data))
+            rows = await tx.fetchall(
+                "SELECT space_id, actor_id, position, wake_at, data FROM actors"
+            )
+        for space_id, actor_id, position, wake_at, data in rows:
+            space = runtime.space(space_id)
+            actor = Actor.from_data(json.loads(data), space.conditions.index)
+            actor.position = int(position)
+            space.restore(actor_id, actor, wake_at)
+
+    async def unapplied(self) -> list[tuple[str, int, Message]]:
+        """The log after the applied floor: (space, position, message), in order."""
+        async with self._db.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT space_id, position, received_at, message FROM ingest_log "
+                "WHERE position > ? ORDER BY position",
+                (self._floor,),
+            )
+        found = []
+        for space_id, position, received_at, text in rows:
+            message = parse_message(json.loads(text), received_at=int(received_at))
+            found.append((space_id, int(position), message))
+            self._pending_positions.add(int(position))
+        return found
+
+    # Outbox and cursors
+
+    def last_sequence(self, space_id: str, destination_id: str) -> int:
+        """The last sequence given to a call for the destination (0 if none)."""
+        return self._sequences.get((space_id, destination_id), 0)
+
+    async def read(
+        self, space_id: str, destination_id: str, after: int, limit: int
+    ) -> list[OutboxRecord]:
+        """Stored calls with sequence > ``after``, in order, at most ``limit``."""
+        async with self._db.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT sequence, message_id, payload, timestamp, journey_id, step_id, "
+                "profile_key, run, change FROM outbox WHERE space_id = ? AND destination_id = ? "
+                "AND sequence > ? ORDER BY sequence LIMIT ?",
+                (space_id, destination_id, after, limit),
+            )
+        return [
+            OutboxRecord(
+                int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], int(r[7]), Change(r[8])
+            )
+            for r in rows
+        ]
+
+    async def wait(self, space_id: str, destination_id: str, after: int) -> None:
+        """Returns once a call with sequence > ``after`` exists for the destination."""
+        key = (space_id, destination_id)
+        while self.last_sequence(space_id, destination_id) <= after:
+            event = self._changed.setdefault(key, asyncio.Event())
+            event.clear()
+            if self.last_sequence(space_id, destination_id) > after:
+                return
+            await event.wait()
+
+    async def cursor(self, space_id: str, destination_id: str, consumer: str) -> int:
+        """The consumer's last acknowledged sequence (0 when it has none)."""
+        async with self._db.read() as tx:
+            row = await tx.fetchone(
+                "SELECT acked FROM cursors WHERE space_id = ? AND destination_id = ? "
+                "AND consumer = ?",
+                (space_id, destination_id, consumer),
+            )
+        return 0 if row is None else int(row[0])
+
+    async def ack(self, space_id: str, destination_id: str, consumer: str, sequence: int) -> int:
+        """Moves the consumer's cursor forward to ``sequence`` (never back); returns it.
+
+        Raises:
+            InvalidArgumentError: the sequence is negative or was never sent.
+        """
+        last = self.last_sequence(space_id, destination_id)
+        if sequence < 0 or sequence > last:
+            raise InvalidArgumentError.single(
+                "sequence", f"{sequence} has not been sent (the last sequence is {last})"
+            )
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO cursors (space_id, destination_id, consumer, acked) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (space_id, destination_id, consumer) "
+                "DO UPDATE SET acked = max(acked, excluded.acked)",
+                (space_id, destination_id, consumer, sequence),
+            )
+            row = await tx.fetchone(
+                "SELECT acked FROM cursors WHERE space_id = ? AND destination_id = ? "
+                "AND consumer = ?",
+                (space_id, destination_id, consumer),
+            )
+        assert row is not None
+        return int(row[0])
+
+    async def purge(self) -> int:
+        """Drops calls older than the retention and message ids older than the dedup
+        window; returns how many calls were dropped."""
+        now = self._clock.now_ms()
+        async with self._db.transaction() as tx:
+            dropped = await tx.execute(
+                "DELETE FROM outbox WHERE created_at < ?", (now - self.retention_ms,)
+            )
+            await tx.execute(
+                "DELETE FROM dedup WHERE received_at < ?", (now - self.dedup_window_ms,)
+            )
+        return dropped
+
+    async def first_sequence(self, space_id: str, destination_id: str) -> int | None:
+        """The oldest stored sequence for the destination, if any."""
+        async with self._db.read() as tx:
+            row = await tx.fetchone(
+                "SELECT min(sequence) FROM outbox WHERE space_id = ? AND destination_id = ?",
+                (space_id, destination_id),
+            )
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def close(self) -> None:
+        """Waits for log writes in flight."""
+        if self._writer is not None:
+            await self._writer
+
+
+def _stats_data(stats: JourneyStats) -> dict[str, Any]:
+    return {
+        "entered_users": stats.entered_users,
+        "entered_runs": stats.entered_runs,
+        "in_progress": stats.in_progress,
+        "exited_runs": stats.exited_runs,
+        "steps": {
+            step: [s.members, s.waiting, s.joined_runs, s.joined_users]
+            for step, s in stats.steps.items()
+        },
+    }
+
+
+def _stats_from(data: dict[str, Any]) -> JourneyStats:
+    return JourneyStats(
+        data["entered_users"],
+        data["entered_runs"],
+        data["in_progress"],
+        data["exited_runs"],
+        {step: StepStats(*values) for step, values in data["steps"].items()},
+    )
