@@ -12,8 +12,13 @@ from typing import Any, TypeVar
 from journeys_engine.catalog import CatalogContext, Definitions, Journeys, Page, Spaces
 from journeys_engine.catalog.changes import CatalogChange, DefinitionsChanged
 from journeys_engine.catalog.paging import PageRequest
-from journeys_engine.clock import Clock, ManualClock, SystemClock
-from journeys_engine.errors import FieldViolation, InvalidArgumentError
+from journeys_engine.clock import Clock, ManualClock, SystemClock, format_ms
+from journeys_engine.errors import (
+    FailedPreconditionError,
+    FieldViolation,
+    InvalidArgumentError,
+    PreconditionViolation,
+)
 from journeys_engine.messages import Message, parse_message
 from journeys_engine.model.definitions import (
     Audience,
@@ -190,11 +195,21 @@ class Engine:
         Queued messages are applied first. Returns when all of it is committed.
 
         Raises:
-            TypeError: the engine does not run on a manual clock.
-            ValueError: ``instant`` is before now.
+            FailedPreconditionError: the clock is not manual, or ``instant`` is
+                before now (the clock never goes backwards).
         """
         if not isinstance(self.clock, ManualClock):
-            raise TypeError("only a manual clock can be moved")
+            raise FailedPreconditionError(
+                "the clock follows the system clock; start the server with --manual-clock "
+                "to set or advance it",
+                [PreconditionViolation("CLOCK_NOT_MANUAL", "clock", "the clock is not manual")],
+            )
+        if instant < self.clock.now_ms():
+            raise FailedPreconditionError(
+                f"the clock cannot go backwards (it is {format_ms(self.clock.now_ms())}, "
+                f"asked for {format_ms(instant)})",
+                [PreconditionViolation("CLOCK_BACKWARDS", "clock", "the clock never goes back")],
+            )
         await self.settle()
         self.clock.set(instant)
         async with self._db.transaction() as tx:
@@ -203,8 +218,20 @@ class Engine:
         await self.store.purge()
 
     async def advance(self, ms: int) -> None:
-        """Moves a manual clock forward by ``ms`` (see :meth:`advance_to`)."""
+        """Moves a manual clock forward by ``ms`` (see :meth:`advance_to`).
+
+        Raises:
+            InvalidArgumentError: ``ms`` is not positive.
+            FailedPreconditionError: the clock is not manual.
+        """
+        if ms <= 0:
+            raise InvalidArgumentError.single("by", "must be more than zero")
         await self.advance_to(self.clock.now_ms() + ms)
+
+    @property
+    def manual_clock(self) -> bool:
+        """Whether clients may set and advance the clock."""
+        return isinstance(self.clock, ManualClock)
 
     async def fire_due(self) -> None:
         """Fires every timer due by now, each at its own instant, and commits."""

@@ -14,20 +14,29 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from journeys.v1 import (
+    clock_pb2,
+    clock_pb2_grpc,
     definition_pb2,
     definition_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
     journey_pb2,
     journey_pb2_grpc,
     space_pb2,
     space_pb2_grpc,
+    subscription_pb2,
+    subscription_pb2_grpc,
 )
 
 from journeys_engine import Clock, Engine, EngineSettings, StorageError
 from journeys_engine.model import Limits
 from journeys_server.interceptor import AllowAll, AuthorizationInterceptor, Authorizer
+from journeys_server.services.clock import ClockServicer
 from journeys_server.services.definitions import DefinitionServicer
+from journeys_server.services.ingest import IngestServicer
 from journeys_server.services.journeys import JourneyServicer
 from journeys_server.services.spaces import SpaceServicer
+from journeys_server.services.subscriptions import SubscriptionServicer
 
 __all__ = ["SERVICE_NAMES", "JourneysServer", "ServerSettings", "run"]
 
@@ -37,6 +46,9 @@ SERVICE_NAMES: tuple[str, ...] = (
     space_pb2.DESCRIPTOR.services_by_name["SpaceService"].full_name,
     journey_pb2.DESCRIPTOR.services_by_name["JourneyService"].full_name,
     definition_pb2.DESCRIPTOR.services_by_name["DefinitionService"].full_name,
+    ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
+    subscription_pb2.DESCRIPTOR.services_by_name["SubscriptionService"].full_name,
+    clock_pb2.DESCRIPTOR.services_by_name["ClockService"].full_name,
 )
 
 
@@ -52,6 +64,8 @@ class ServerSettings:
         fsync: Power-loss-safe commits.
         limits: Size and count limits.
         grace_seconds: How long a graceful stop waits for calls in flight.
+        subscriber_stall_seconds: A subscriber that takes longer than this to
+            take one call is disconnected (it resumes from its cursor).
     """
 
     db_path: str = "./journeys.db"
@@ -61,6 +75,7 @@ class ServerSettings:
     fsync: bool = False
     limits: Limits = field(default_factory=Limits)
     grace_seconds: float = 5.0
+    subscriber_stall_seconds: float = 10.0
 
 
 class JourneysServer:
@@ -112,6 +127,12 @@ class JourneysServer:
             definition_pb2_grpc.add_DefinitionServiceServicer_to_server(
                 DefinitionServicer(engine), server
             )
+            ingest_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(engine), server)
+            subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server(
+                SubscriptionServicer(engine, stall_seconds=settings.subscriber_stall_seconds),
+                server,
+            )
+            clock_pb2_grpc.add_ClockServiceServicer_to_server(ClockServicer(engine), server)
             health_servicer = health.aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
             reflection.enable_server_reflection(

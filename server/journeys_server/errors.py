@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -28,7 +28,7 @@ from journeys_engine.errors import (
     StorageError,
 )
 
-__all__ = ["STATUS_CODES", "handle_errors", "status_for"]
+__all__ = ["STATUS_CODES", "handle_errors", "handle_stream_errors", "status_for"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,32 @@ def handle_errors(
                 status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; see server log"),
             )
         raise AssertionError("unreachable: abort raises")
+
+    return wrapper
+
+
+def handle_stream_errors(
+    method: Callable[[S, Req, grpc.aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]],
+) -> Callable[[S, Req, grpc.aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]]:
+    """Turns engine errors raised by a streaming servicer method into statuses."""
+
+    @functools.wraps(method)
+    async def wrapper(
+        self: S, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
+    ) -> AsyncIterator[Resp]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except JourneysError as err:
+            await _abort(context, status_for(err))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", method.__qualname__)
+            await _abort(
+                context,
+                status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; see server log"),
+            )
 
     return wrapper
 

@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -169,15 +170,15 @@ async def test_definitions_round_trip(client: JourneysClient) -> None:
     assert await client.list_audiences() == [] == await client.list_destinations()
 
 
-def _space_scoped_methods() -> list[tuple[str, str]]:
-    """(full method path, request type) of every RPC whose request names a space."""
+def _space_scoped_methods() -> list[tuple[str, MethodDescriptor]]:
+    """(full method path, descriptor) of every RPC whose request names a space."""
     pool = descriptor_pool.Default()
     found = []
     for service_name in SERVICE_NAMES:
         service = pool.FindServiceByName(service_name)
         for method in service.methods:
             if "space_id" in method.input_type.fields_by_name:
-                found.append((f"/{service.full_name}/{method.name}", method.input_type.full_name))
+                found.append((f"/{service.full_name}/{method.name}", method))
     return found
 
 
@@ -185,23 +186,34 @@ SPACE_SCOPED = _space_scoped_methods()
 
 
 def test_the_space_scoped_rpcs_were_found() -> None:
-    assert len(SPACE_SCOPED) == 27  # JourneyService 10, DefinitionService 16, GetSpace 1
+    # JourneyService 10, DefinitionService 16, GetSpace 1, IngestService 2, SubscriptionService 3
+    assert len(SPACE_SCOPED) == 32
 
 
-@pytest.mark.parametrize(("path", "request_type"), SPACE_SCOPED, ids=[p for p, _ in SPACE_SCOPED])
+async def _call_once(channel: grpc.aio.Channel, path: str, method: MethodDescriptor) -> None:
+    request = GetMessageClass(method.input_type)(space_id="nowhere")
+    kwargs: dict[str, Any] = {
+        "request_serializer": lambda m: m.SerializeToString(),
+        "response_deserializer": lambda b: b,
+    }
+    if method.client_streaming:
+        stream = channel.stream_stream(path, **kwargs)
+        async for _ in stream(iter([request]), timeout=10):
+            pass
+    elif method.server_streaming:
+        async for _ in channel.unary_stream(path, **kwargs)(request, timeout=10):
+            pass
+    else:
+        await channel.unary_unary(path, **kwargs)(request, timeout=10)
+
+
+@pytest.mark.parametrize(("path", "method"), SPACE_SCOPED, ids=[p for p, _ in SPACE_SCOPED])
 async def test_every_rpc_refuses_an_unknown_space(
-    server: JourneysServer, client: JourneysClient, path: str, request_type: str
+    server: JourneysServer, client: JourneysClient, path: str, method: MethodDescriptor
 ) -> None:
-    message_class = GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(request_type))
-    request = message_class(space_id="nowhere")
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        call: grpc.aio.UnaryUnaryMultiCallable[Any, bytes] = channel.unary_unary(
-            path,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=lambda b: b,
-        )
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await call(request, timeout=10)
+            await _call_once(channel, path, method)
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
     assert caught.value.details() == "space 'nowhere' not found"
     assert [s.id for s in await client.list_spaces()] == ["default"]

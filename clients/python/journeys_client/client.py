@@ -12,22 +12,33 @@ subclass on failure, carrying the server's field-level details.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.timestamp_pb2 import Timestamp
 from journeys.v1 import (
+    clock_pb2,
+    clock_pb2_grpc,
     common_pb2,
     definition_pb2,
     definition_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
     journey_pb2,
     journey_pb2_grpc,
     space_pb2,
     space_pb2_grpc,
+    subscription_pb2,
+    subscription_pb2_grpc,
 )
 
-from journeys_client.errors import from_rpc_error
+from journeys_client.errors import UnavailableError, from_rpc_error
+from journeys_client.messages import segment_message
 
 __all__ = ["DEFAULT_SERVER", "DEFAULT_SPACE", "JourneysClient"]
 
@@ -62,6 +73,9 @@ class JourneysClient:
         self._spaces = space_pb2_grpc.SpaceServiceStub(self._channel)
         self._journeys = journey_pb2_grpc.JourneyServiceStub(self._channel)
         self._definitions = definition_pb2_grpc.DefinitionServiceStub(self._channel)
+        self._ingest = ingest_pb2_grpc.IngestServiceStub(self._channel)
+        self._subscriptions = subscription_pb2_grpc.SubscriptionServiceStub(self._channel)
+        self._clock = clock_pb2_grpc.ClockServiceStub(self._channel)
 
     async def close(self) -> None:
         """Closes the channel."""
@@ -434,3 +448,179 @@ class JourneysClient:
             space_id=self._space(space), condition=condition, kind=kind
         )
         return (await self._call(self._definitions.CheckCondition, request)).condition
+
+    # Ingestion
+
+    async def ingest(
+        self, messages: Sequence[Mapping[str, Any]], *, batch_id: str = "", space: str | None = None
+    ) -> ingest_pb2.IngestResponse:
+        """Sends one batch of Segment-spec messages (JSON form) and returns its ack."""
+        request = ingest_pb2.IngestRequest(
+            space_id=self._space(space),
+            messages=[segment_message(m) for m in messages],
+            batch_id=batch_id,
+        )
+        return await self._call(self._ingest.Ingest, request)
+
+    async def send(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 100,
+        window: int = 8,
+        retries: int = 5,
+        space: str | None = None,
+    ) -> list[ingest_pb2.IngestResponse]:
+        """Streams messages in batches, ``window`` batches in flight, and returns every ack.
+
+        Messages without a ``messageId`` get one first, so a batch sent again
+        after a lost connection is acknowledged as duplicates, never applied
+        twice. Unacknowledged batches are sent again up to ``retries`` times
+        while the server is unavailable.
+        """
+        protos = [segment_message(m) for m in messages]
+        batches = [
+            ingest_pb2.IngestRequest(
+                space_id=self._space(space),
+                messages=protos[i : i + batch_size],
+                batch_id=str(i // batch_size),
+            )
+            for i in range(0, len(protos), batch_size)
+        ]
+        acked: dict[int, ingest_pb2.IngestResponse] = {}
+        attempt = 0
+        while len(acked) < len(batches):
+            try:
+                await self._stream_batches(batches, acked, window)
+            except grpc.aio.AioRpcError as err:
+                if err.code() is not grpc.StatusCode.UNAVAILABLE or attempt >= retries:
+                    raise from_rpc_error(err) from None
+                attempt += 1
+                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+        return [acked[i] for i in range(len(batches))]
+
+    async def _stream_batches(
+        self,
+        batches: list[ingest_pb2.IngestRequest],
+        acked: dict[int, ingest_pb2.IngestResponse],
+        window: int,
+    ) -> None:
+        call = self._ingest.IngestStream()
+        in_flight: deque[int] = deque()
+
+        async def read_one() -> None:
+            response = await call.read()
+            if response is grpc.aio.EOF:
+                raise RuntimeError("the server ended the ingest stream early")
+            acked[in_flight.popleft()] = cast(ingest_pb2.IngestResponse, response)
+
+        for i, batch in enumerate(batches):
+            if i in acked:
+                continue
+            await call.write(batch)
+            in_flight.append(i)
+            if len(in_flight) >= window:
+                await read_one()
+        await call.done_writing()
+        while in_flight:
+            await read_one()
+
+    # Subscriptions
+
+    async def subscribe(
+        self,
+        destination_id: str,
+        consumer: str,
+        *,
+        after: int | None = None,
+        space: str | None = None,
+    ) -> AsyncIterator[subscription_pb2.SubscribeResponse]:
+        """The destination's calls after ``after`` (default: the consumer's last ack), then
+        new ones as they come; each item is a call or a gap."""
+        request = subscription_pb2.SubscribeRequest(
+            space_id=self._space(space), destination_id=destination_id, consumer=consumer
+        )
+        if after is not None:
+            request.after_sequence = after
+        try:
+            async for item in self._subscriptions.Subscribe(request):
+                yield item
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def follow(
+        self,
+        destination_id: str,
+        consumer: str,
+        *,
+        after: int | None = None,
+        retries: int = 10,
+        space: str | None = None,
+    ) -> AsyncIterator[subscription_pb2.SubscribeResponse]:
+        """Like :meth:`subscribe`, resuming after the last item seen when the connection
+        drops (a restart, or a consumer judged too slow)."""
+        attempt = 0
+        while True:
+            try:
+                async for item in self.subscribe(
+                    destination_id, consumer, after=after, space=space
+                ):
+                    attempt = 0
+                    after = item.call.sequence if item.HasField("call") else item.gap.last_sequence
+                    yield item
+                return
+            except UnavailableError:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+
+    async def ack(
+        self, destination_id: str, consumer: str, sequence: int, *, space: str | None = None
+    ) -> int:
+        """Acknowledges every call up to ``sequence``; returns the consumer's cursor."""
+        request = subscription_pb2.AckRequest(
+            space_id=self._space(space),
+            destination_id=destination_id,
+            consumer=consumer,
+            sequence=sequence,
+        )
+        return (await self._call(self._subscriptions.Ack, request)).acked_sequence
+
+    async def list_members(
+        self, journey_id: str, step_id: str, *, space: str | None = None
+    ) -> list[subscription_pb2.Member]:
+        """Every current member of a send step, in joining order."""
+
+        async def fetch(token: str) -> tuple[Sequence[subscription_pb2.Member], str]:
+            request = subscription_pb2.ListMembersRequest(
+                space_id=self._space(space),
+                journey_id=journey_id,
+                step_id=step_id,
+                page_token=token,
+                page_size=1000,
+            )
+            response = await self._call(self._subscriptions.ListMembers, request)
+            return response.members, response.next_page_token
+
+        return await self._all(fetch)
+
+    # Clock
+
+    async def get_time(self) -> clock_pb2.GetTimeResponse:
+        """The engine's clock: now, and whether it is manual."""
+        return await self._call(self._clock.GetTime, clock_pb2.GetTimeRequest())
+
+    async def advance_time(self, ms: int) -> int:
+        """Advances the manual clock by ``ms``, applying everything due; returns now (ms)."""
+        by = Duration()
+        by.FromMilliseconds(ms)
+        response = await self._call(self._clock.AdvanceTime, clock_pb2.AdvanceTimeRequest(by=by))
+        return response.now.ToMilliseconds()
+
+    async def set_time(self, ms: int) -> int:
+        """Moves the manual clock to ``ms`` (never backwards); returns now (ms)."""
+        time = Timestamp()
+        time.FromMilliseconds(ms)
+        response = await self._call(self._clock.SetTime, clock_pb2.SetTimeRequest(time=time))
+        return response.now.ToMilliseconds()

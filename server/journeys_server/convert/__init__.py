@@ -27,11 +27,13 @@ from journeys_server.convert.journeys import (
     status_from_proto,
     warnings_to_proto,
 )
+from journeys_server.convert.messages import call_to_proto, message_to_json, struct_to_dict
 
 __all__ = [
     "Problems",
     "audience_from_proto",
     "audience_to_proto",
+    "call_to_proto",
     "computed_trait_from_proto",
     "computed_trait_to_proto",
     "condition_from_proto",
@@ -42,7 +44,9 @@ __all__ = [
     "expression_to_proto",
     "journey_from_proto",
     "journey_to_proto",
+    "message_to_json",
     "space_to_proto",
     "status_from_proto",
+    "struct_to_dict",
     "warnings_to_proto",
 ]

@@ -1,0 +1,94 @@
+"""``journeys.v1.IngestService``: batches of Segment messages, acknowledged once logged."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from journeys.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
+
+from journeys_engine import Engine, FieldViolation, InvalidArgumentError
+from journeys_server.convert import message_to_json
+from journeys_server.errors import handle_errors, handle_stream_errors
+
+__all__ = ["IngestServicer"]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
+    """Ingestion over gRPC, unary and streamed."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def _ingest(self, request: ingest_pb2.IngestRequest) -> ingest_pb2.IngestResponse:
+        limits = self._engine.settings.limits
+        count = len(request.messages)
+        if count > limits.max_batch_messages:
+            raise InvalidArgumentError.single(
+                "messages", f"holds {count} messages; at most {limits.max_batch_messages} per batch"
+            )
+        size = request.ByteSize()
+        if size > limits.max_batch_bytes:
+            raise InvalidArgumentError.single(
+                "messages", f"is {size} bytes; a batch is at most {limits.max_batch_bytes} bytes"
+            )
+        errors: dict[int, tuple[FieldViolation, ...]] = {}
+        sendable: list[dict[str, Any]] = []
+        indexes: list[int] = []
+        for i, message in enumerate(request.messages):
+            message_size = message.ByteSize()
+            if message_size > limits.max_message_bytes:
+                errors[i] = (
+                    FieldViolation(
+                        f"messages[{i}]",
+                        f"is {message_size} bytes; a message is at most "
+                        f"{limits.max_message_bytes} bytes",
+                    ),
+                )
+                continue
+            sendable.append(message_to_json(message))
+            indexes.append(i)
+        result = await self._engine.ingest(request.space_id, sendable)
+        response = ingest_pb2.IngestResponse(batch_id=request.batch_id, accepted=result.accepted)
+        for local, index in enumerate(indexes):
+            if local in result.errors:
+                errors[index] = tuple(
+                    FieldViolation(
+                        v.field.replace(f"messages[{local}]", f"messages[{index}]", 1),
+                        v.description,
+                    )
+                    for v in result.errors[local]
+                )
+            position = result.positions[local]
+            if position is not None:
+                response.positions.append(position)
+        response.duplicates.extend(indexes[local] for local in result.duplicates)
+        for index in sorted(errors):
+            response.errors.append(
+                ingest_pb2.MessageError(
+                    index=index,
+                    problems=[
+                        common_pb2.Warning(field=v.field, message=v.description)
+                        for v in errors[index]
+                    ],
+                )
+            )
+        return response
+
+    @handle_errors
+    async def Ingest(
+        self, request: ingest_pb2.IngestRequest, context: Context
+    ) -> ingest_pb2.IngestResponse:
+        return await self._ingest(request)
+
+    @handle_stream_errors
+    async def IngestStream(
+        self, request_iterator: AsyncIterator[ingest_pb2.IngestRequest], context: Context
+    ) -> AsyncIterator[ingest_pb2.IngestResponse]:
+        # One batch at a time: the next is read only once this one is logged and
+        # queued, so gRPC flow control holds a fast sender back.
+        async for request in request_iterator:
+            yield await self._ingest(request)

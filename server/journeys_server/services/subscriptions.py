@@ -1,0 +1,119 @@
+"""``journeys.v1.SubscriptionService``: destination calls streamed to named consumers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+from journeys.v1 import subscription_pb2 as pb
+from journeys.v1 import subscription_pb2_grpc
+
+from journeys_engine import Engine, InvalidArgumentError
+from journeys_engine.ids import id_problem
+from journeys_engine.model import DefinitionKind
+from journeys_server.convert import call_to_proto
+from journeys_server.errors import handle_errors
+
+__all__ = ["SubscriptionServicer"]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+_PAGE = 256
+
+
+class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
+    """Subscriptions over gRPC.
+
+    Args:
+        engine: The engine.
+        stall_seconds: A consumer that takes longer than this to take one call
+            is disconnected (it resumes from its cursor).
+    """
+
+    def __init__(self, engine: Engine, *, stall_seconds: float = 10.0) -> None:
+        self._engine = engine
+        self._stall = stall_seconds
+
+    async def _check(self, space_id: str, destination_id: str, consumer: str | None) -> None:
+        await self._engine.definitions.get(space_id, DefinitionKind.DESTINATION, destination_id)
+        if consumer is not None:
+            problem = id_problem(consumer)
+            if problem is not None:
+                raise InvalidArgumentError.single("consumer", problem)
+
+    @handle_errors
+    async def Subscribe(  # type: ignore[override]
+        self, request: pb.SubscribeRequest, context: Context
+    ) -> None:
+        # Written with context.write rather than yielded, so that a write that
+        # does not complete in time (a stalled consumer) can be noticed.
+        space, destination = request.space_id, request.destination_id
+        await self._check(space, destination, request.consumer)
+        store = self._engine.store
+        if request.HasField("after_sequence"):
+            if request.after_sequence < 0:
+                raise InvalidArgumentError.single("after_sequence", "must not be negative")
+            after = request.after_sequence
+        else:
+            after = await store.cursor(space, destination, request.consumer)
+        first = await store.first_sequence(space, destination)
+        last = store.last_sequence(space, destination)
+        oldest = first if first is not None else last + 1
+        if after + 1 < oldest:
+            gap = pb.Gap(
+                first_sequence=after + 1,
+                last_sequence=oldest - 1,
+                reason="dropped by the outbox retention before they were acknowledged",
+            )
+            await self._write(context, pb.SubscribeResponse(gap=gap))
+            after = oldest - 1
+        while True:
+            records = await store.read(space, destination, after, _PAGE)
+            if not records:
+                await store.wait(space, destination, after)
+                continue
+            for record in records:
+                await self._write(context, pb.SubscribeResponse(call=call_to_proto(record)))
+                after = record.sequence
+
+    async def _write(self, context: Context, response: pb.SubscribeResponse) -> None:
+        try:
+            await asyncio.wait_for(context.write(response), timeout=self._stall)
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"the consumer took more than {self._stall:g} s to take a call; "
+                "resubscribe to resume from its cursor",
+            )
+
+    @handle_errors
+    async def Ack(self, request: pb.AckRequest, context: Context) -> pb.AckResponse:
+        await self._check(request.space_id, request.destination_id, request.consumer)
+        acked = await self._engine.store.ack(
+            request.space_id, request.destination_id, request.consumer, request.sequence
+        )
+        return pb.AckResponse(acked_sequence=acked)
+
+    @handle_errors
+    async def ListMembers(
+        self, request: pb.ListMembersRequest, context: Context
+    ) -> pb.ListMembersResponse:
+        page = await self._engine.members(
+            request.space_id,
+            request.journey_id,
+            request.step_id,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return pb.ListMembersResponse(
+            members=[
+                pb.Member(
+                    profile_key=m.profile_key,
+                    user_id=m.user_id or "",
+                    anonymous_id=m.anonymous_id or "",
+                    run=m.run,
+                )
+                for m in page.items
+            ],
+            next_page_token=page.next_page_token,
+        )
