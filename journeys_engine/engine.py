@@ -97,6 +97,7 @@ class Engine:
         )
         self._timers: asyncio.Task[None] | None = None
         self._timers_changed = asyncio.Event()
+        self._advancing = asyncio.Lock()
         self._closed = False
 
     @classmethod
@@ -198,24 +199,28 @@ class Engine:
             FailedPreconditionError: the clock is not manual, or ``instant`` is
                 before now (the clock never goes backwards).
         """
-        if not isinstance(self.clock, ManualClock):
-            raise FailedPreconditionError(
-                "the clock follows the system clock; start the server with --manual-clock "
-                "to set or advance it",
-                [PreconditionViolation("CLOCK_NOT_MANUAL", "clock", "the clock is not manual")],
-            )
-        if instant < self.clock.now_ms():
-            raise FailedPreconditionError(
-                f"the clock cannot go backwards (it is {format_ms(self.clock.now_ms())}, "
-                f"asked for {format_ms(instant)})",
-                [PreconditionViolation("CLOCK_BACKWARDS", "clock", "the clock never goes back")],
-            )
-        await self.settle()
-        self.clock.set(instant)
-        async with self._db.transaction() as tx:
-            await CatalogRows(tx).set_meta(_MANUAL_CLOCK_KEY, str(instant))
-        await self.fire_due()
-        await self.store.purge()
+        clock = self._manual()
+        async with self._advancing:
+            now = self.clock.now_ms()
+            if instant < now:
+                raise FailedPreconditionError(
+                    f"the clock cannot go backwards (it is {format_ms(now)}, "
+                    f"asked for {format_ms(instant)})",
+                    [
+                        PreconditionViolation(
+                            "CLOCK_BACKWARDS", "clock", "the clock never goes back"
+                        )
+                    ],
+                )
+            await self.settle()
+            # Moved and fired with no await between, so no message applied
+            # meanwhile sees the new time before the timers due earlier.
+            clock.set(instant)
+            self.runtime.fire_due(instant)
+            async with self._db.transaction() as tx:
+                await CatalogRows(tx).set_meta(_MANUAL_CLOCK_KEY, str(instant))
+            await self._commit()
+            await self.store.purge()
 
     async def advance(self, ms: int) -> None:
         """Moves a manual clock forward by ``ms`` (see :meth:`advance_to`).
@@ -227,6 +232,24 @@ class Engine:
         if ms <= 0:
             raise InvalidArgumentError.single("by", "must be more than zero")
         await self.advance_to(self.clock.now_ms() + ms)
+
+    def manual_now(self) -> int:
+        """The manual clock's time.
+
+        Raises:
+            FailedPreconditionError: the clock is not manual (clients may read,
+                set and advance only a manual clock).
+        """
+        return self._manual().now_ms()
+
+    def _manual(self) -> ManualClock:
+        if not isinstance(self.clock, ManualClock):
+            raise FailedPreconditionError(
+                "the server runs on the system clock; start it with --manual-clock "
+                "to read, set or advance its clock",
+                [PreconditionViolation("CLOCK_NOT_MANUAL", "clock", "the clock is not manual")],
+            )
+        return self.clock
 
     @property
     def manual_clock(self) -> bool:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
-import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 import click
@@ -26,7 +23,6 @@ from journeys_client import (
     DEFAULT_SPACE,
     InvalidArgumentError,
     JourneysClient,
-    JourneysClientError,
     UnavailableError,
     dump_documents,
     load_file,
@@ -35,7 +31,11 @@ from journeys_client.files import STATUS_NAMES, Document, to_doc
 from journeys_server.app import ServerSettings
 
 from journeys_cli.apply import apply_documents
+from journeys_cli.clock import clock
+from journeys_cli.context import Target, fail, with_client
 from journeys_cli.output import FORMATS, emit
+from journeys_cli.send import send
+from journeys_cli.tail import tail
 
 __all__ = ["cli", "main"]
 
@@ -44,55 +44,6 @@ T = TypeVar("T")
 
 _SERVE = ServerSettings()  # the defaults `journeys serve` shows
 _KINDS = ("journey", "audience", "computed-trait", "destination")
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where commands go: the server address and the space."""
-
-    server: str
-    space: str
-
-    def client(self) -> JourneysClient:
-        return JourneysClient(self.server, space=self.space)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def _run(coro: Coroutine[Any, Any, T], target: Target) -> T:
-    try:
-        return asyncio.run(coro)
-    except UnavailableError as err:
-        _fail(f"cannot reach the journeys server at {target.server}: {err.message}")
-    except JourneysClientError as err:
-        _fail(str(err))
-    except click.ClickException:
-        raise
-    except Exception as err:
-        if os.environ.get("JOURNEYS_DEBUG"):
-            raise
-        _fail(f"unexpected {type(err).__name__}: {err} (set JOURNEYS_DEBUG=1 for details)")
-    raise AssertionError("unreachable")
-
-
-def with_client(
-    fn: Callable[..., Awaitable[T]],
-) -> Callable[..., T]:
-    """Runs an async command body with a client for the selected server and space."""
-
-    @functools.wraps(fn)
-    @click.pass_obj
-    def wrapper(target: Target, *args: Any, **kwargs: Any) -> T:
-        async def body() -> T:
-            async with target.client() as client:
-                return await fn(client, *args, **kwargs)
-
-        return _run(body(), target)
-
-    return wrapper
 
 
 def _time(ts: Timestamp) -> str:
@@ -399,7 +350,7 @@ def condition_check(target: Target, text: str, computed_trait: bool, fmt: str) -
         click.echo(f"error: {_pointed(text, err)}", err=True)
         sys.exit(1)
     except UnavailableError as err:
-        _fail(f"cannot reach the journeys server at {target.server}: {err.message}")
+        fail(f"cannot reach the journeys server at {target.server}: {err.message}")
     tree = checked.scalar if computed_trait else checked.tree
     data = {"text": checked.text, "tree": json_format.MessageToDict(tree)}
     if fmt == "json":
@@ -419,6 +370,10 @@ def _pointed(text: str, err: InvalidArgumentError) -> str:
             source = text.splitlines()[line - 1] if line <= len(text.splitlines()) else ""
             lines += [f"    {source}", "    " + " " * (column - 1) + "^"]
     return "\n".join(lines)
+
+
+for _command in (send, tail, clock):
+    cli.add_command(_command)
 
 
 def main() -> None:

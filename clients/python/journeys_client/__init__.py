@@ -16,6 +16,8 @@ from journeys_client.errors import (
     UnavailableError,
 )
 from journeys_client.files import FileFormatError, dump_documents, load_file, parse_documents
+from journeys_client.messages import segment_message
+from journeys_client.sending import MessageProblem, SendReport
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -28,13 +30,16 @@ __all__ = [
     "InvalidArgumentError",
     "JourneysClient",
     "JourneysClientError",
+    "MessageProblem",
     "NotFoundError",
     "PermissionDeniedError",
     "PreconditionViolation",
     "ResourceExhaustedError",
+    "SendReport",
     "UnauthenticatedError",
     "UnavailableError",
     "dump_documents",
     "load_file",
     "parse_documents",
+    "segment_message",
 ]

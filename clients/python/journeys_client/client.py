@@ -13,9 +13,8 @@ subclass on failure, carrying the server's field-level details.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -39,6 +38,7 @@ from journeys.v1 import (
 
 from journeys_client.errors import UnavailableError, from_rpc_error
 from journeys_client.messages import segment_message
+from journeys_client.sending import SendReport, send_messages
 
 __all__ = ["DEFAULT_SERVER", "DEFAULT_SPACE", "JourneysClient"]
 
@@ -466,64 +466,29 @@ class JourneysClient:
         self,
         messages: Iterable[Mapping[str, Any]],
         *,
-        batch_size: int = 100,
+        batch_size: int = 500,
         window: int = 8,
         retries: int = 5,
         space: str | None = None,
-    ) -> list[ingest_pb2.IngestResponse]:
-        """Streams messages in batches, ``window`` batches in flight, and returns every ack.
+    ) -> SendReport:
+        """Streams messages in batches over ``IngestStream`` and totals the acks.
 
+        ``messages`` is read lazily, cut into batches of at most ``batch_size``
+        messages and the server's byte limit, with ``window`` batches in flight.
         Messages without a ``messageId`` get one first, so a batch sent again
         after a lost connection is acknowledged as duplicates, never applied
-        twice. Unacknowledged batches are sent again up to ``retries`` times
-        while the server is unavailable.
+        twice; unacknowledged batches are sent again, up to ``retries`` times in
+        a row, while the server is unavailable. Refused messages are reported by
+        their index in ``messages``.
         """
-        protos = [segment_message(m) for m in messages]
-        batches = [
-            ingest_pb2.IngestRequest(
-                space_id=self._space(space),
-                messages=protos[i : i + batch_size],
-                batch_id=str(i // batch_size),
-            )
-            for i in range(0, len(protos), batch_size)
-        ]
-        acked: dict[int, ingest_pb2.IngestResponse] = {}
-        attempt = 0
-        while len(acked) < len(batches):
-            try:
-                await self._stream_batches(batches, acked, window)
-            except grpc.aio.AioRpcError as err:
-                if err.code() is not grpc.StatusCode.UNAVAILABLE or attempt >= retries:
-                    raise from_rpc_error(err) from None
-                attempt += 1
-                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-        return [acked[i] for i in range(len(batches))]
-
-    async def _stream_batches(
-        self,
-        batches: list[ingest_pb2.IngestRequest],
-        acked: dict[int, ingest_pb2.IngestResponse],
-        window: int,
-    ) -> None:
-        call = self._ingest.IngestStream()
-        in_flight: deque[int] = deque()
-
-        async def read_one() -> None:
-            response = await call.read()
-            if response is grpc.aio.EOF:
-                raise RuntimeError("the server ended the ingest stream early")
-            acked[in_flight.popleft()] = cast(ingest_pb2.IngestResponse, response)
-
-        for i, batch in enumerate(batches):
-            if i in acked:
-                continue
-            await call.write(batch)
-            in_flight.append(i)
-            if len(in_flight) >= window:
-                await read_one()
-        await call.done_writing()
-        while in_flight:
-            await read_one()
+        return await send_messages(
+            self._ingest,
+            messages,
+            space_id=self._space(space),
+            batch_size=batch_size,
+            window=window,
+            retries=retries,
+        )
 
     # Subscriptions
 
@@ -534,7 +499,7 @@ class JourneysClient:
         *,
         after: int | None = None,
         space: str | None = None,
-    ) -> AsyncIterator[subscription_pb2.SubscribeResponse]:
+    ) -> AsyncGenerator[subscription_pb2.SubscribeResponse, None]:
         """The destination's calls after ``after`` (default: the consumer's last ack), then
         new ones as they come; each item is a call or a gap."""
         request = subscription_pb2.SubscribeRequest(
@@ -556,7 +521,7 @@ class JourneysClient:
         after: int | None = None,
         retries: int = 10,
         space: str | None = None,
-    ) -> AsyncIterator[subscription_pb2.SubscribeResponse]:
+    ) -> AsyncGenerator[subscription_pb2.SubscribeResponse, None]:
         """Like :meth:`subscribe`, resuming after the last item seen when the connection
         drops (a restart, or a consumer judged too slow)."""
         attempt = 0
@@ -607,9 +572,10 @@ class JourneysClient:
 
     # Clock
 
-    async def get_time(self) -> clock_pb2.GetTimeResponse:
-        """The engine's clock: now, and whether it is manual."""
-        return await self._call(self._clock.GetTime, clock_pb2.GetTimeRequest())
+    async def get_time(self) -> int:
+        """The manual clock's time (ms since the epoch)."""
+        response = await self._call(self._clock.GetTime, clock_pb2.GetTimeRequest())
+        return response.now.ToMilliseconds()
 
     async def advance_time(self, ms: int) -> int:
         """Advances the manual clock by ``ms``, applying everything due; returns now (ms)."""

@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17journeys/v1/clock.proto\x12\x0bjourneys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n\x0eGetTimeRequest\"J\n\x0fGetTimeResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06manual\x18\x02 \x01(\x08\";\n\x12\x41\x64vanceTimeRequest\x12%\n\x02\x62y\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\">\n\x13\x41\x64vanceTimeResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x0eSetTimeRequest\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x0fSetTimeResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xec\x01\n\x0c\x43lockService\x12\x44\n\x07GetTime\x12\x1b.journeys.v1.GetTimeRequest\x1a\x1c.journeys.v1.GetTimeResponse\x12P\n\x0b\x41\x64vanceTime\x12\x1f.journeys.v1.AdvanceTimeRequest\x1a .journeys.v1.AdvanceTimeResponse\x12\x44\n\x07SetTime\x12\x1b.journeys.v1.SetTimeRequest\x1a\x1c.journeys.v1.SetTimeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17journeys/v1/clock.proto\x12\x0bjourneys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n\x0eGetTimeRequest\":\n\x0fGetTimeResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\";\n\x12\x41\x64vanceTimeRequest\x12%\n\x02\x62y\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\">\n\x13\x41\x64vanceTimeResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x0eSetTimeRequest\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x0fSetTimeResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xec\x01\n\x0c\x43lockService\x12\x44\n\x07GetTime\x12\x1b.journeys.v1.GetTimeRequest\x1a\x1c.journeys.v1.GetTimeResponse\x12P\n\x0b\x41\x64vanceTime\x12\x1f.journeys.v1.AdvanceTimeRequest\x1a .journeys.v1.AdvanceTimeResponse\x12\x44\n\x07SetTime\x12\x1b.journeys.v1.SetTimeRequest\x1a\x1c.journeys.v1.SetTimeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,15 +36,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTIMEREQUEST']._serialized_start=105
   _globals['_GETTIMEREQUEST']._serialized_end=121
   _globals['_GETTIMERESPONSE']._serialized_start=123
-  _globals['_GETTIMERESPONSE']._serialized_end=197
-  _globals['_ADVANCETIMEREQUEST']._serialized_start=199
-  _globals['_ADVANCETIMEREQUEST']._serialized_end=258
-  _globals['_ADVANCETIMERESPONSE']._serialized_start=260
-  _globals['_ADVANCETIMERESPONSE']._serialized_end=322
-  _globals['_SETTIMEREQUEST']._serialized_start=324
-  _globals['_SETTIMEREQUEST']._serialized_end=382
-  _globals['_SETTIMERESPONSE']._serialized_start=384
-  _globals['_SETTIMERESPONSE']._serialized_end=442
-  _globals['_CLOCKSERVICE']._serialized_start=445
-  _globals['_CLOCKSERVICE']._serialized_end=681
+  _globals['_GETTIMERESPONSE']._serialized_end=181
+  _globals['_ADVANCETIMEREQUEST']._serialized_start=183
+  _globals['_ADVANCETIMEREQUEST']._serialized_end=242
+  _globals['_ADVANCETIMERESPONSE']._serialized_start=244
+  _globals['_ADVANCETIMERESPONSE']._serialized_end=306
+  _globals['_SETTIMEREQUEST']._serialized_start=308
+  _globals['_SETTIMEREQUEST']._serialized_end=366
+  _globals['_SETTIMERESPONSE']._serialized_start=368
+  _globals['_SETTIMERESPONSE']._serialized_end=426
+  _globals['_CLOCKSERVICE']._serialized_start=429
+  _globals['_CLOCKSERVICE']._serialized_end=665
 # @@protoc_insertion_point(module_scope)

@@ -38,20 +38,16 @@ class GetTimeResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NOW_FIELD_NUMBER: _builtins.int
-    MANUAL_FIELD_NUMBER: _builtins.int
-    manual: _builtins.bool
-    """Whether the clock is manual."""
     @_builtins.property
     def now(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         now: _timestamp_pb2.Timestamp | None = ...,
-        manual: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["now", b"now"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["manual", b"manual", "now", b"now"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["now", b"now"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

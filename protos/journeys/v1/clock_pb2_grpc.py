@@ -28,7 +28,7 @@ if _version_not_supported:
 class ClockServiceStub:
     """The engine's clock. On a server started with --manual-clock, clients set
     and advance it, so a week-long journey can be tested in milliseconds;
-    otherwise it follows the system clock and AdvanceTime and SetTime fail with
+    otherwise it follows the system clock and every call here fails with
     FAILED_PRECONDITION.
     """
 
@@ -58,7 +58,7 @@ class ClockServiceStub:
 class ClockServiceServicer:
     """The engine's clock. On a server started with --manual-clock, clients set
     and advance it, so a week-long journey can be tested in milliseconds;
-    otherwise it follows the system clock and AdvanceTime and SetTime fail with
+    otherwise it follows the system clock and every call here fails with
     FAILED_PRECONDITION.
     """
 
@@ -112,7 +112,7 @@ def add_ClockServiceServicer_to_server(servicer, server):
 class ClockService:
     """The engine's clock. On a server started with --manual-clock, clients set
     and advance it, so a week-long journey can be tested in milliseconds;
-    otherwise it follows the system clock and AdvanceTime and SetTime fail with
+    otherwise it follows the system clock and every call here fails with
     FAILED_PRECONDITION.
     """
 

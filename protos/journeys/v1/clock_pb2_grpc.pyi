@@ -29,7 +29,7 @@ GRPC_VERSION: str
 class ClockServiceStub:
     """The engine's clock. On a server started with --manual-clock, clients set
     and advance it, so a week-long journey can be tested in milliseconds;
-    otherwise it follows the system clock and AdvanceTime and SetTime fail with
+    otherwise it follows the system clock and every call here fails with
     FAILED_PRECONDITION.
     """
 
@@ -49,7 +49,7 @@ class ClockServiceStub:
 class ClockServiceAsyncStub(ClockServiceStub):
     """The engine's clock. On a server started with --manual-clock, clients set
     and advance it, so a week-long journey can be tested in milliseconds;
-    otherwise it follows the system clock and AdvanceTime and SetTime fail with
+    otherwise it follows the system clock and every call here fails with
     FAILED_PRECONDITION.
     """
 
@@ -65,7 +65,7 @@ class ClockServiceAsyncStub(ClockServiceStub):
 class ClockServiceServicer(metaclass=_abc_1.ABCMeta):
     """The engine's clock. On a server started with --manual-clock, clients set
     and advance it, so a week-long journey can be tested in milliseconds;
-    otherwise it follows the system clock and AdvanceTime and SetTime fail with
+    otherwise it follows the system clock and every call here fails with
     FAILED_PRECONDITION.
     """
 

@@ -23,13 +23,13 @@ class ClockServicer(clock_pb2_grpc.ClockServiceServicer):
         self._engine = engine
 
     def _now(self) -> Any:
-        return timestamp_proto(self._engine.clock.now_ms())
+        return timestamp_proto(self._engine.manual_now())
 
     @handle_errors
     async def GetTime(
         self, request: clock_pb2.GetTimeRequest, context: Context
     ) -> clock_pb2.GetTimeResponse:
-        return clock_pb2.GetTimeResponse(now=self._now(), manual=self._engine.manual_clock)
+        return clock_pb2.GetTimeResponse(now=self._now())
 
     @handle_errors
     async def AdvanceTime(

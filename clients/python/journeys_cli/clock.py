@@ -1,0 +1,82 @@
+"""``journeys clock``: read, advance and set a manual-clock server's time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+from journeys_client import JourneysClient
+from journeys_client.durations import parse_duration
+
+from journeys_cli.context import with_client
+
+__all__ = ["clock"]
+
+
+def _iso(ms: int) -> str:
+    instant = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _instant(text: str) -> int:
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO 8601 instant such as 2026-01-05T09:00:00Z",
+            param_hint="INSTANT",
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+@click.group()
+def clock() -> None:
+    """Read and move the clock of a server started with --manual-clock.
+
+    Moving it fires every timer due on the way, each at its own instant, and
+    returns once all of it is applied. It never goes backwards.
+    """
+
+
+@clock.command(name="get")
+@with_client
+async def clock_get(client: JourneysClient) -> None:
+    """Print the clock's time.
+
+    \b
+    Example:
+      journeys clock get
+    """
+    click.echo(_iso(await client.get_time()))
+
+
+@clock.command(name="advance")
+@click.argument("duration")
+@with_client
+async def clock_advance(client: JourneysClient, duration: str) -> None:
+    """Move the clock forward by DURATION (1d, 2h30m, 90s, 1w) and print the new time.
+
+    \b
+    Example:
+      journeys clock advance 1d
+    """
+    try:
+        ms = parse_duration(duration)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="DURATION") from None
+    click.echo(_iso(await client.advance_time(ms)))
+
+
+@clock.command(name="set")
+@click.argument("instant")
+@with_client
+async def clock_set(client: JourneysClient, instant: str) -> None:
+    """Move the clock to INSTANT (ISO 8601; UTC when it has no offset) and print it.
+
+    \b
+    Example:
+      journeys clock set 2026-01-05T09:00:00Z
+    """
+    click.echo(_iso(await client.set_time(_instant(instant))))
