@@ -27,6 +27,7 @@ from journeys_client import (
     dump_documents,
     load_file,
 )
+from journeys_client.durations import format_duration, parse_duration
 from journeys_client.files import STATUS_NAMES, Document, to_doc
 from journeys_server.app import ServerSettings
 
@@ -43,6 +44,16 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _SERVE = ServerSettings()  # the defaults `journeys serve` shows
+
+
+def _duration_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    """A duration option (7d, 12h, 90s) as milliseconds."""
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), ctx, param) from None
+
+
 _KINDS = ("journey", "audience", "computed-trait", "destination")
 
 
@@ -94,8 +105,39 @@ def cli(ctx: click.Context, server: str, space: str) -> None:
     type=click.IntRange(1),
     help="Published or paused journeys allowed per space.",
 )
+@click.option(
+    "--outbox-retention",
+    default=format_duration(_SERVE.limits.outbox_retention_ms),
+    show_default=True,
+    callback=_duration_ms,
+    metavar="DURATION",
+    help="How long unacknowledged output is kept.",
+)
+@click.option(
+    "--dedup-window",
+    default=format_duration(_SERVE.limits.dedup_window_ms),
+    show_default=True,
+    callback=_duration_ms,
+    metavar="DURATION",
+    help="How long a messageId is remembered to drop repeats.",
+)
+@click.option(
+    "--subscriber-stall",
+    default=_SERVE.subscriber_stall_seconds,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a subscriber may take over one call before it is disconnected.",
+)
 def serve(
-    db_path: str, host: str, port: int, manual_clock: bool, fsync: bool, max_live_journeys: int
+    db_path: str,
+    host: str,
+    port: int,
+    manual_clock: bool,
+    fsync: bool,
+    max_live_journeys: int,
+    outbox_retention: int,
+    dedup_window: int,
+    subscriber_stall: float,
 ) -> None:
     """Run the server on an embedded SQLite database until SIGINT or SIGTERM.
 
@@ -112,7 +154,13 @@ def serve(
         port=port,
         manual_clock=manual_clock,
         fsync=fsync,
-        limits=dataclasses.replace(_SERVE.limits, max_live_journeys=max_live_journeys),
+        subscriber_stall_seconds=subscriber_stall,
+        limits=dataclasses.replace(
+            _SERVE.limits,
+            max_live_journeys=max_live_journeys,
+            outbox_retention_ms=outbox_retention,
+            dedup_window_ms=dedup_window,
+        ),
     )
     sys.exit(run(settings))
 
