@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from journeys_engine.store.database import Database
 from journeys_engine.store.durable import DurableStore
 
 __all__ = ["Engine", "EngineSettings", "IngestResult", "Member"]
+
+log = logging.getLogger("journeys_engine")
 
 _MANUAL_CLOCK_KEY = "manual_clock_ms"
 
@@ -220,7 +223,7 @@ class Engine:
             async with self._db.transaction() as tx:
                 await CatalogRows(tx).set_meta(_MANUAL_CLOCK_KEY, str(instant))
             await self._commit()
-            await self.store.purge()
+            await self._purge()
 
     async def advance(self, ms: int) -> None:
         """Moves a manual clock forward by ``ms`` (see :meth:`advance_to`).
@@ -273,6 +276,16 @@ class Engine:
                 await self.sink.commit(unit)
             self._timers_changed.set()
 
+    async def _purge(self) -> None:
+        for (space_id, destination_id), count in (await self.store.purge()).items():
+            log.warning(
+                "the outbox retention dropped %d unacknowledged calls of destination %r "
+                "in space %r",
+                count,
+                destination_id,
+                space_id,
+            )
+
     async def _run_timers(self) -> None:
         """On the system clock: fires each wake-up at its instant, after what came before."""
         purge_at = self.clock.now_ms()
@@ -280,7 +293,7 @@ class Engine:
             due = self.runtime.next_due()
             now = self.clock.now_ms()
             if now >= purge_at:
-                await self.store.purge()
+                await self._purge()
                 purge_at = now + 60_000
             if due is not None and due <= now:
                 await self.settle()  # messages received before the instant go first

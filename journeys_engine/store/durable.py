@@ -365,18 +365,48 @@ class DurableStore:
         assert row is not None
         return int(row[0])
 
-    async def purge(self) -> int:
-        """Drops calls older than the retention and message ids older than the dedup
-        window; returns how many calls were dropped."""
+    async def purge(self) -> dict[tuple[str, str], int]:
+        """Drops calls older than the retention, message ids older than the dedup
+        window and the log up to the applied floor.
+
+        Returns, per (space, destination), how many of the dropped calls some
+        consumer had not acknowledged (also counted in :meth:`dropped`).
+        """
         now = self._clock.now_ms()
+        cutoff = now - self.retention_ms
         async with self._db.transaction() as tx:
-            dropped = await tx.execute(
-                "DELETE FROM outbox WHERE created_at < ?", (now - self.retention_ms,)
+            rows = await tx.fetchall(
+                "SELECT o.space_id, o.destination_id, count(*) FROM outbox AS o "
+                "WHERE o.created_at < ? AND o.sequence > coalesce(("
+                "  SELECT min(c.acked) FROM cursors AS c "
+                "  WHERE c.space_id = o.space_id AND c.destination_id = o.destination_id"
+                "), 0) GROUP BY o.space_id, o.destination_id",
+                (cutoff,),
             )
+            unacked = {(r[0], r[1]): int(r[2]) for r in rows}
+            if unacked:
+                await tx.executemany(
+                    "INSERT INTO outbox_dropped (space_id, destination_id, dropped) "
+                    "VALUES (?, ?, ?) ON CONFLICT (space_id, destination_id) "
+                    "DO UPDATE SET dropped = dropped + excluded.dropped",
+                    [(space, dest, n) for (space, dest), n in unacked.items()],
+                )
+            await tx.execute("DELETE FROM outbox WHERE created_at < ?", (cutoff,))
+            # Applied messages live on in the profiles' snapshots.
+            await tx.execute("DELETE FROM ingest_log WHERE position <= ?", (self._floor,))
             await tx.execute(
                 "DELETE FROM dedup WHERE received_at < ?", (now - self.dedup_window_ms,)
             )
-        return dropped
+        return unacked
+
+    async def dropped(self, space_id: str, destination_id: str) -> int:
+        """How many of the destination's calls the retention dropped unacknowledged, ever."""
+        async with self._db.read() as tx:
+            row = await tx.fetchone(
+                "SELECT dropped FROM outbox_dropped WHERE space_id = ? AND destination_id = ?",
+                (space_id, destination_id),
+            )
+        return 0 if row is None else int(row[0])
 
     async def first_sequence(self, space_id: str, destination_id: str) -> int | None:
         """The oldest stored sequence for the destination, if any."""

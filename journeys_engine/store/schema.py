@@ -144,6 +144,15 @@ _V2 = (
         PRIMARY KEY (space_id, destination_id)
     ) WITHOUT ROWID
     """,
+    # Calls the retention dropped before every consumer acknowledged them.
+    """
+    CREATE TABLE outbox_dropped (
+        space_id TEXT NOT NULL,
+        destination_id TEXT NOT NULL,
+        dropped INTEGER NOT NULL,
+        PRIMARY KEY (space_id, destination_id)
+    ) WITHOUT ROWID
+    """,
     # Each named consumer's cursor on a destination.
     """
     CREATE TABLE cursors (
