@@ -26,11 +26,16 @@ def _env() -> dict[str, str]:
 
 
 class ServerProcess:
-    """``journeys serve`` in a child process on a free port."""
+    """``journeys serve`` in a child process on a free port.
 
-    def __init__(self, db_path: Path, *args: str) -> None:
+    With ``crash_at`` (``POINT:N``, see :mod:`tests.helpers.crashing_serve`) the
+    process kills itself with SIGKILL the N-th time it reaches POINT.
+    """
+
+    def __init__(self, db_path: Path, *args: str, crash_at: str | None = None) -> None:
         self.db_path = db_path
         self.args = args
+        self.crash_at = crash_at
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
         self.output: list[str] = []
@@ -40,16 +45,20 @@ class ServerProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        module = "journeys_cli" if self.crash_at is None else "tests.helpers.crashing_serve"
         command = [
-            sys.executable, "-m", "journeys_cli", "serve",
+            sys.executable, "-m", module, "serve",
             "--db", str(self.db_path), "--host", "127.0.0.1", "--port", "0", *self.args,
         ]  # fmt: skip
+        env = _env()
+        if self.crash_at is not None:
+            env["JOURNEYS_CRASH_AT"] = self.crash_at
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=_env(),
+            env=env,
             cwd=ROOT,
         )
         assert self.process.stdout is not None
@@ -78,6 +87,22 @@ class ServerProcess:
         rest, _ = self.process.communicate(timeout=timeout)
         self.output.append(rest or "")
         return self.process.returncode
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Waits for the process to exit by itself; returns its exit code."""
+        assert self.process is not None
+        rest, _ = self.process.communicate(timeout=timeout)
+        self.output.append(rest or "")
+        return self.process.returncode
+
+    def memory_kb(self) -> tuple[int, int]:
+        """(resident now, peak resident) of the process, in kB."""
+        assert self.process is not None
+        fields = {}
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            fields[name] = value.split()[0] if value.split() else ""
+        return int(fields["VmRSS"]), int(fields["VmHWM"])
 
     def __enter__(self) -> ServerProcess:
         return self.start()
