@@ -85,12 +85,18 @@ class JourneysServer:
     """
 
     def __init__(
-        self, engine: Engine, server: grpc.aio.Server, port: int, settings: ServerSettings
+        self,
+        engine: Engine,
+        server: grpc.aio.Server,
+        port: int,
+        settings: ServerSettings,
+        closing: asyncio.Event,
     ):
         self.engine = engine
         self.port = port
         self.settings = settings
         self._server = server
+        self._closing = closing
         self._stopped = asyncio.Event()
         self._stopping = False
 
@@ -128,8 +134,11 @@ class JourneysServer:
                 DefinitionServicer(engine), server
             )
             ingest_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(engine), server)
+            closing = asyncio.Event()  # set on stop: subscriptions end, so the stop is prompt
             subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server(
-                SubscriptionServicer(engine, stall_seconds=settings.subscriber_stall_seconds),
+                SubscriptionServicer(
+                    engine, stall_seconds=settings.subscriber_stall_seconds, closing=closing
+                ),
                 server,
             )
             clock_pb2_grpc.add_ClockServiceServicer_to_server(ClockServicer(engine), server)
@@ -148,7 +157,7 @@ class JourneysServer:
             for name in ("", *SERVICE_NAMES):
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
             on_failure.pop_all()
-        return cls(engine, server, port, settings)
+        return cls(engine, server, port, settings, closing)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stops taking calls, lets calls in flight finish, then closes the engine."""
@@ -156,6 +165,7 @@ class JourneysServer:
             await self._stopped.wait()
             return
         self._stopping = True
+        self._closing.set()
         try:
             await self._server.stop(self.settings.grace_seconds if grace is None else grace)
         finally:

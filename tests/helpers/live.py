@@ -124,13 +124,18 @@ async def read_items(
 
 
 async def read_nothing(
-    client: JourneysClient, destination: str, *, after: int, wait: float = 0.5
+    client: JourneysClient,
+    destination: str,
+    *,
+    after: int | None,
+    consumer: str = "test",
+    wait: float = 0.5,
 ) -> None:
     """Asserts the subscription has nothing after ``after`` (within ``wait`` seconds)."""
     items = []
 
     async def collect() -> None:
-        async for item in client.subscribe(destination, "test", after=after):
+        async for item in client.subscribe(destination, consumer, after=after):
             items.append(item)
 
     with contextlib.suppress(TimeoutError):

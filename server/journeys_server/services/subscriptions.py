@@ -28,11 +28,16 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
         engine: The engine.
         stall_seconds: A consumer that takes longer than this to take one call
             is disconnected (it resumes from its cursor).
+        closing: Set when the server stops: every subscription ends with
+            UNAVAILABLE, and its consumer resumes from its cursor elsewhere or later.
     """
 
-    def __init__(self, engine: Engine, *, stall_seconds: float = 10.0) -> None:
+    def __init__(
+        self, engine: Engine, *, stall_seconds: float = 10.0, closing: asyncio.Event | None = None
+    ) -> None:
         self._engine = engine
         self._stall = stall_seconds
+        self._closing = closing or asyncio.Event()
 
     async def _check(self, space_id: str, destination_id: str, consumer: str | None) -> None:
         await self._engine.definitions.get(space_id, DefinitionKind.DESTINATION, destination_id)
@@ -56,6 +61,8 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             after = request.after_sequence
         else:
             after = await store.cursor(space, destination, request.consumer)
+        # Headers now, so a client waiting for the connection knows it is subscribed.
+        await context.send_initial_metadata(())
         first = await store.first_sequence(space, destination)
         last = store.last_sequence(space, destination)
         oldest = first if first is not None else last + 1
@@ -68,13 +75,28 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             await self._write(context, pb.SubscribeResponse(gap=gap))
             after = oldest - 1
         while True:
+            if self._closing.is_set():
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "the server is stopping; resubscribe to resume from the cursor",
+                )
             records = await store.read(space, destination, after, _PAGE)
             if not records:
-                await store.wait(space, destination, after)
+                await self._wait(space, destination, after)
                 continue
             for record in records:
                 await self._write(context, pb.SubscribeResponse(call=call_to_proto(record)))
                 after = record.sequence
+
+    async def _wait(self, space: str, destination: str, after: int) -> None:
+        """Returns once there is a call after ``after``, or the server is stopping."""
+        more = asyncio.ensure_future(self._engine.store.wait(space, destination, after))
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait((more, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            more.cancel()
+            closing.cancel()
 
     async def _write(self, context: Context, response: pb.SubscribeResponse) -> None:
         try:
