@@ -43,8 +43,9 @@ sys.path[:0] = [
 
 from bench.machine import describe, median_range  # noqa: E402
 from journeys_engine import Engine, EngineSettings, Move, Unit  # noqa: E402
-from journeys_engine.messages import parse_message  # noqa: E402
+from journeys_engine.messages import Message, parse_message  # noqa: E402
 from journeys_engine.model import EntryStep  # noqa: E402
+from journeys_engine.runtime.identity import Logged, resolve  # noqa: E402
 from journeys_engine.runtime.router import Batch, Router  # noqa: E402
 from journeys_engine.testing import FakeClock  # noqa: E402
 from tests.helpers.examples import load_example  # noqa: E402
@@ -164,7 +165,7 @@ async def run_baseline(stream: list[dict[str, Any]], batch: int) -> float:
         parsed = []
         for raw in stream[i : i + batch]:
             position += 1
-            parsed.append((position, parse_message(raw, received_at=START)))
+            parsed.append(logged(position, parse_message(raw, received_at=START)))
         await router.put("default", parsed)
     await router.settle()
     elapsed = time.perf_counter() - started
@@ -175,7 +176,9 @@ async def run_baseline(stream: list[dict[str, Any]], batch: int) -> float:
 async def core_us_per_message(stream: list[dict[str, Any]], profile: bool) -> tuple[float, str]:
     clock = FakeClock(START)
     engine = await open_engine(clock)
-    parsed = [(i + 1, parse_message(raw, received_at=START + i)) for i, raw in enumerate(stream)]
+    parsed = [
+        logged(i + 1, parse_message(raw, received_at=START + i)) for i, raw in enumerate(stream)
+    ]
     profiler = cProfile.Profile() if profile else None
     started = time.perf_counter()
     if profiler:
@@ -197,6 +200,11 @@ async def core_us_per_message(stream: list[dict[str, Any]], profile: bool) -> tu
     return elapsed / len(parsed) * 1e6, report
 
 
+def logged(position: int, message: Message) -> Logged:
+    """A message as the store logs it (the streams here link no identities)."""
+    return Logged(position, resolve(message, lambda _: None)[0], message)
+
+
 def rss_bytes() -> int:
     with open(f"/proc/{os.getpid()}/statm", encoding="ascii") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -208,7 +216,7 @@ async def bytes_per_profile(small: int, large: int) -> tuple[float, float]:
     clock = FakeClock(START)
     engine = await open_engine(clock)
     stream = messages(large, large, seed=11)  # one message per profile: each becomes resident
-    parsed = [(i + 1, parse_message(raw, received_at=START)) for i, raw in enumerate(stream)]
+    parsed = [logged(i + 1, parse_message(raw, received_at=START)) for i, raw in enumerate(stream)]
 
     def apply(part: list[Any]) -> tuple[int, int]:
         for i in range(0, len(part), 2000):

@@ -98,6 +98,7 @@ class Engine:
         self.router = Router(
             self._apply_batch, shards=settings.shards, capacity=settings.shard_capacity
         )
+        self.store.on_logged = self.router.put
         self._timers: asyncio.Task[None] | None = None
         self._timers_changed = asyncio.Event()
         self._advancing = asyncio.Lock()
@@ -145,8 +146,8 @@ class Engine:
 
     async def _recover(self) -> None:
         """Applies again every logged message beyond the applied floor, in log order."""
-        for count, (space_id, position, message) in enumerate(await self.store.unapplied(), 1):
-            self.runtime.apply(space_id, [(position, message)])
+        for count, (space_id, logged) in enumerate(await self.store.unapplied(), 1):
+            self.runtime.apply(space_id, [logged])
             if count % 500 == 0:
                 await self._commit()
         await self._commit()
@@ -178,15 +179,11 @@ class Engine:
         logged = await self.store.append(space_id, parsed)
         positions: list[int | None] = [None] * len(messages)
         duplicates: list[int] = []
-        queued: list[tuple[int, Message]] = []
-        for index, message, position in zip(indexes, parsed, logged, strict=True):
-            if position is None:
+        for index, entry in zip(indexes, logged, strict=True):
+            if entry is None:
                 duplicates.append(index)
             else:
-                positions[index] = position
-                queued.append((position, message))
-        if queued:
-            await self.router.put(space_id, queued)
+                positions[index] = entry.position
         return IngestResult(positions, duplicates, errors)
 
     async def settle(self) -> None:
@@ -265,6 +262,7 @@ class Engine:
         await self._commit()
 
     async def _apply_batch(self, batch: Batch) -> None:
+        self.runtime.wake(batch.space_id, batch.wakes)
         self.runtime.apply(batch.space_id, batch.messages)
         await self._commit()
 
@@ -296,8 +294,10 @@ class Engine:
                 await self._purge()
                 purge_at = now + 60_000
             if due is not None and due <= now:
-                await self.settle()  # messages received before the instant go first
-                await self.fire_due()
+                # Each wake-up queues behind what its profile's shard holds, so
+                # messages received before it are applied first.
+                for space_id, wakes in self.runtime.take_due(now).items():
+                    await self.router.put_wakes(space_id, wakes)
                 continue
             wait = (min(due, purge_at) if due is not None else purge_at) - now
             self._timers_changed.clear()
@@ -350,7 +350,8 @@ class Engine:
 
             journeys = await _all(fetch)
             now = self.clock.now_ms()
-            for journey in journeys:
+            for journey in journeys:  # in creation order
+                self.runtime.note_created(space.id, journey.id)
                 if journey.status is not JourneyStatus.DRAFT:
                     self.runtime.put_journey(journey, now)
 
@@ -367,18 +368,23 @@ class Engine:
             [d for d in found[DefinitionKind.AUDIENCE] if isinstance(d, Audience)],
             [d for d in found[DefinitionKind.COMPUTED_TRAIT] if isinstance(d, ComputedTrait)],
             [d for d in found[DefinitionKind.DESTINATION] if isinstance(d, Destination)],
+            self.clock.now_ms(),
         )
 
     async def _on_catalog_change(self, change: CatalogChange) -> None:
         await self.settle()
+        # What fell due before the change happens before it (SPEC §9).
+        self.runtime.fire_due(self.clock.now_ms())
         if isinstance(change, DefinitionsChanged):
             await self._load_definitions(change.space_id)
         else:
-            after = change.after
+            before, after = change.before, change.after
+            if before is None and after is not None:
+                self.runtime.note_created(change.space_id, after.id)
             if after is not None and after.status is not JourneyStatus.DRAFT:
                 self.runtime.put_journey(after, self.clock.now_ms())
-            elif change.before is not None:
-                self.runtime.drop_journey(change.space_id, change.before.id)
+            elif before is not None and (after is None or before.status is not JourneyStatus.DRAFT):
+                self.runtime.drop_journey(change.space_id, before.id, deleted=after is None)
         await self._commit()
 
     async def close(self) -> None:

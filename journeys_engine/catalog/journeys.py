@@ -112,6 +112,8 @@ class Journeys:
             if not validate_only:
                 await rows.insert_journey(saved.journey)
                 await self._save_refs(rows, saved.journey)
+        if not validate_only:
+            await self._ctx.notify(JourneyChanged(space_id, None, saved.journey))
         return saved
 
     async def get(self, space_id: str, journey_id: str) -> Journey:
@@ -246,6 +248,7 @@ class Journeys:
                 ) from err
             await rows.insert_journey(copy)
             await self._save_refs(rows, copy)
+        await self._ctx.notify(JourneyChanged(space_id, None, copy))
         return copy
 
     async def _load(self, rows: CatalogRows, space_id: str, journey_id: str) -> Journey:

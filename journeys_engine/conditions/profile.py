@@ -21,7 +21,7 @@ from journeys_engine.conditions.evaluator import (
     leaf_specs,
     where_holds,
 )
-from journeys_engine.conditions.state import LeafSpec, LeafState
+from journeys_engine.conditions.state import LeafSpec, LeafState, value_key
 from journeys_engine.conditions.values import lookup
 
 __all__ = [
@@ -256,7 +256,10 @@ class SpaceConditions:
         for trait_id, aggregate in self.definitions.computed_traits.items():
             value, at = evaluate_scalar(aggregate, profile, now)
             recheck = earliest(recheck, at)
-            if profile.computed.get(trait_id) != value or trait_id not in profile.computed:
+            # Type-strict: 1 and true are different values to a condition.
+            if trait_id not in profile.computed or value_key(profile.computed[trait_id]) != (
+                value_key(value)
+            ):
                 changed_values[trait_id] = value
                 profile.computed[trait_id] = value
         changed_members: dict[str, bool] = {}

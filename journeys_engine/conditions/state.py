@@ -32,7 +32,7 @@ from journeys_engine.conditions.ast import Between, EventAggregate, ReducerKind,
 from journeys_engine.conditions.printer import print_expression
 from journeys_engine.conditions.values import as_number
 
-__all__ = ["Item", "LeafSpec", "LeafState"]
+__all__ = ["Item", "LeafSpec", "LeafState", "value_key"]
 
 Item = tuple[int, int, Any]
 """A matching event: (timestamp ms, apply sequence number, reducer input value)."""
@@ -193,7 +193,13 @@ class _Ends(_Aggregator):
         self.run: deque[Item] = run if run is not None else deque()
 
     def add(self, item: Item) -> None:
-        self.run.append(item)
+        # Kept in (ts, seq) order: a late event folded into a leaf without a
+        # window arrives after events it precedes.
+        run = self.run
+        i = len(run)
+        while i and run[i - 1][:2] > item[:2]:
+            i -= 1
+        run.insert(i, item)
 
     def remove(self, item: Item) -> None:
         if self.run and self.run[0][:2] == item[:2]:
@@ -215,7 +221,7 @@ class _Ends(_Aggregator):
         return [list(i) for i in self.run]
 
 
-def _value_key(value: Any) -> str:
+def value_key(value: Any) -> str:
     """A key that tells 1, 1.0, '1' and true apart only where they differ as JSON."""
     if isinstance(value, bool):
         return f"b:{value}"
@@ -229,8 +235,8 @@ def _value_key(value: Any) -> str:
 class _Counter(_Aggregator):
     """Mode (with a minimum frequency) or the number of distinct values.
 
-    Per distinct value: [occurrences, the value, the (ts, seq) of each occurrence
-    in order]. Mode ties go to the value seen most recently.
+    Per distinct value: [occurrences, the value, the (ts, seq) of each occurrence].
+    Mode ties go to the value with the latest event (by event time).
     """
 
     __slots__ = ("counts", "min_count", "mode")
@@ -243,7 +249,7 @@ class _Counter(_Aggregator):
         self.counts: dict[str, list[Any]] = counts if counts is not None else {}
 
     def add(self, item: Item) -> None:
-        key = _value_key(item[2])
+        key = value_key(item[2])
         entry = self.counts.get(key)
         if entry is None:
             self.counts[key] = [1, item[2], deque([(item[0], item[1])])]
@@ -252,7 +258,7 @@ class _Counter(_Aggregator):
             entry[2].append((item[0], item[1]))
 
     def remove(self, item: Item) -> None:
-        key = _value_key(item[2])
+        key = value_key(item[2])
         entry = self.counts[key]
         entry[0] -= 1
         entry[2].popleft()
@@ -264,7 +270,7 @@ class _Counter(_Aggregator):
             return len(self.counts)
         best = None
         for count, value, seen in self.counts.values():
-            rank = (count, seen[-1])
+            rank = (count, max(seen))  # ties: the value with the latest event
             if count >= self.min_count and (best is None or rank > best[0]):
                 best = (rank, value)
         return None if best is None else best[1]
@@ -272,7 +278,7 @@ class _Counter(_Aggregator):
     def compact(self) -> None:
         for entry in self.counts.values():
             if len(entry[2]) > 1:
-                entry[2] = deque((entry[2][-1],))
+                entry[2] = deque((max(entry[2]),))
 
     def copy(self) -> _Counter:
         return _Counter(
@@ -301,7 +307,7 @@ def _new_aggregator(spec: LeafSpec, data: Any = None) -> _Aggregator:
         return _Ends(kind is ReducerKind.FIRST, run)
     counter = _Counter(kind is ReducerKind.MODE, reducer.min_count or 1)
     for count, value, seen in data or ():
-        counter.counts[_value_key(value)] = [count, value, deque(tuple(s) for s in seen)]
+        counter.counts[value_key(value)] = [count, value, deque(tuple(s) for s in seen)]
     return counter
 
 

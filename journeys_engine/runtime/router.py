@@ -1,6 +1,7 @@
-"""Shards: bounded queues that keep each profile's messages in received order.
+"""Shards: bounded queues that keep each profile's messages and wake-ups in order.
 
-A message goes to the shard its profile hashes to; a shard's task applies its
+A message goes to the shard its profile (as logged) hashes to, and so does a
+profile's wake-up taken from the timer wheel; a shard's task applies its
 queue's batches in order and hands each unit of work to the store seam. No
 task or queue exists per profile. A full shard makes :meth:`Router.put` wait
 (backpressure) and :meth:`Router.put_nowait` raise :class:`QueueFullError`.
@@ -14,17 +15,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from journeys_engine.errors import QueueFullError
-from journeys_engine.messages import Message
+from journeys_engine.runtime.identity import Logged
 
 __all__ = ["Batch", "Router", "ShardStats"]
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Messages of one space for one shard, each with its log position."""
+    """Work of one space for one shard: logged messages, or wake-ups (actor id, instant)."""
 
     space_id: str
-    messages: Sequence[tuple[int, Message]]
+    messages: Sequence[Logged] = ()
+    wakes: Sequence[tuple[str, int]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +36,6 @@ class ShardStats:
     shard: int
     queued: int
     capacity: int
-
-
-def _profile(message: Message) -> str:
-    """What routes a message: the same profile always lands on the same shard."""
-    return message.user_id or message.anonymous_id or ""
 
 
 class Router:
@@ -73,21 +70,32 @@ class Router:
                 for i, q in enumerate(self._queues)
             ]
 
-    def _split(self, space_id: str, messages: Sequence[tuple[int, Message]]) -> dict[int, Batch]:
-        by_shard: dict[int, list[tuple[int, Message]]] = {}
-        shards = len(self._queues)
-        for item in messages:
-            shard = zlib.crc32(_profile(item[1]).encode()) % shards
-            by_shard.setdefault(shard, []).append(item)
+    def shard_of(self, actor_id: str) -> int:
+        """The shard that owns a profile."""
+        return zlib.crc32(actor_id.encode()) % len(self._queues)
+
+    def _split(self, space_id: str, messages: Sequence[Logged]) -> dict[int, Batch]:
+        by_shard: dict[int, list[Logged]] = {}
+        for logged in messages:
+            by_shard.setdefault(self.shard_of(logged.actor_id), []).append(logged)
         return {shard: Batch(space_id, batch) for shard, batch in by_shard.items()}
 
-    async def put(self, space_id: str, messages: Sequence[tuple[int, Message]]) -> None:
-        """Queues messages, waiting while a shard they go to is full."""
+    async def put(self, space_id: str, messages: Sequence[Logged]) -> None:
+        """Queues logged messages, waiting while a shard they go to is full."""
         self._check()
         for shard, batch in self._split(space_id, messages).items():
             await self._queues[shard].put(batch)
 
-    def put_nowait(self, space_id: str, messages: Sequence[tuple[int, Message]]) -> None:
+    async def put_wakes(self, space_id: str, wakes: Sequence[tuple[str, int]]) -> None:
+        """Queues wake-ups (actor id, instant) behind what each profile's shard holds."""
+        self._check()
+        by_shard: dict[int, list[tuple[str, int]]] = {}
+        for wake in wakes:
+            by_shard.setdefault(self.shard_of(wake[0]), []).append(wake)
+        for shard, items in by_shard.items():
+            await self._queues[shard].put(Batch(space_id, wakes=items))
+
+    def put_nowait(self, space_id: str, messages: Sequence[Logged]) -> None:
         """Queues messages now, or raises :class:`QueueFullError` (queuing nothing)."""
         self._check()
         batches = self._split(space_id, messages)

@@ -9,16 +9,18 @@ timer wheel.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from journeys_engine.conditions.ast import BoolNode, EventAggregate
 from journeys_engine.conditions.parser import parse_condition, parse_expression
 from journeys_engine.conditions.profile import EventRecord, SpaceConditions, earliest
-from journeys_engine.messages import Message, MessageType
+from journeys_engine.messages import MessageType
 from journeys_engine.model.definitions import Audience, ComputedTrait, Destination
 from journeys_engine.model.journey import Journey, JourneyStatus, SendToDestinationsStep
 from journeys_engine.runtime.actor import Actor
+from journeys_engine.runtime.identity import Logged, profile_id
 from journeys_engine.runtime.live import LiveJourney
 from journeys_engine.runtime.outputs import Change, build_output
 from journeys_engine.runtime.stats import JourneyStats
@@ -36,11 +38,6 @@ ActorKey = tuple[str, str]
 _UNLIMITED = 1_000_000
 
 
-def _actor_id(user_id: str | None, anonymous_id: str | None) -> str:
-    """Profiles keyed by user id, or by anonymous id when there is none, kept apart."""
-    return f"u:{user_id}" if user_id is not None else f"a:{anonymous_id}"
-
-
 class SpaceRuntime:
     """The live state of one space."""
 
@@ -51,10 +48,12 @@ class SpaceRuntime:
         self.wheel = wheel
         self.unit = unit
         self.conditions = SpaceConditions()
-        self.journeys: dict[str, LiveJourney] = {}
+        self.journeys: dict[str, LiveJourney] = {}  # in creation order
+        self.created: dict[str, int] = {}  # journey id -> rank in creation order
+        self._ranks = itertools.count()
+        self._definition_texts: tuple[tuple[tuple[str, str], ...], ...] = ((), ())
         self.destinations: dict[str, Destination] = {}
         self.actors: dict[str, Actor] = {}
-        self.links: dict[str, str] = {}
         self.members: dict[tuple[str, str], dict[str, int]] = {}
         self.stats: dict[str, JourneyStats] = {}
         self.runner = StepRunner(self)
@@ -66,19 +65,37 @@ class SpaceRuntime:
         audiences: Iterable[Audience],
         computed_traits: Iterable[ComputedTrait],
         destinations: Iterable[Destination],
+        now: int,
     ) -> None:
-        """Replaces the audiences, computed traits and destinations (from now on)."""
+        """Replaces the audiences, computed traits and destinations, from ``now`` on.
+
+        When an audience or computed trait changed, every profile in a journey is
+        looked at ``now``: the new definitions may hold now, or change at other
+        instants than the old ones (its wake-up is worked out again).
+        """
+        texts = (
+            tuple((a.id, a.condition.text) for a in audiences),
+            tuple((t.id, t.expression.text) for t in computed_traits),
+        )
+        self.destinations = {d.id: d for d in destinations}
+        if texts == self._definition_texts:
+            return
+        self._definition_texts = texts
         trees: dict[str, BoolNode] = {
-            a.id: parse_condition(a.condition.text, max_leaves=_UNLIMITED) for a in audiences
+            audience_id: parse_condition(text, max_leaves=_UNLIMITED)
+            for audience_id, text in texts[0]
         }
         scalars: dict[str, EventAggregate] = {
-            t.id: parse_expression(t.expression.text) for t in computed_traits
+            trait_id: parse_expression(text) for trait_id, text in texts[1]
         }
         self.conditions = SpaceConditions(trees, scalars)
         for live in self.journeys.values():
             if live.status is not JourneyStatus.ARCHIVED:
                 live.register(self.conditions.index)
-        self.destinations = {d.id: d for d in destinations}
+        for actor in self.actors.values():
+            if actor.journeys:
+                self._catch_up(actor, now)
+                self._step(actor, now, event=None, all_journeys=True)
 
     def put_journey(self, journey: Journey, now: int) -> None:
         """Starts, updates or freezes a live journey (published, paused or archived).
@@ -91,14 +108,24 @@ class SpaceRuntime:
             old.unregister(self.conditions.index)
         live = LiveJourney.compile(journey)
         self.journeys[journey.id] = live
+        self.note_created(journey.id)
+        ranks = self.created
+        self.journeys = dict(sorted(self.journeys.items(), key=lambda kv: ranks[kv[0]]))
         self.stats.setdefault(journey.id, JourneyStats())
         if journey.status is not JourneyStatus.ARCHIVED:
             live.register(self.conditions.index)
         if old is not None and journey.status is not JourneyStatus.ARCHIVED:
             self._connect(old, live, now)
 
-    def drop_journey(self, journey_id: str) -> None:
-        """Forgets a deleted journey and its runs; nothing is sent."""
+    def note_created(self, journey_id: str) -> None:
+        """Records a journey's place in creation order (SPEC §5.4), if new."""
+        if journey_id not in self.created:
+            self.created[journey_id] = next(self._ranks)
+
+    def drop_journey(self, journey_id: str, *, deleted: bool) -> None:
+        """Forgets a journey and its runs (deleted, or back to draft); nothing is sent."""
+        if deleted:
+            self.created.pop(journey_id, None)
         live = self.journeys.pop(journey_id, None)
         if live is not None:
             live.unregister(self.conditions.index)
@@ -106,8 +133,9 @@ class SpaceRuntime:
         self.unit().stats[(self.space_id, journey_id)] = None
         for key in [k for k in self.members if k[0] == journey_id]:
             del self.members[key]
-        for actor in self.actors.values():
-            actor.journeys.pop(journey_id, None)
+        for actor_id, actor in self.actors.items():
+            if actor.journeys.pop(journey_id, None) is not None:
+                self.unit().actors[(self.space_id, actor_id)] = actor
 
     def _connect(self, old: LiveJourney, new: LiveJourney, now: int) -> None:
         for step in new.journey.send_steps():
@@ -182,39 +210,30 @@ class SpaceRuntime:
 
     # Profiles
 
-    def actor_for(self, message: Message) -> Actor:
-        """The profile a message is about, recording identity links (SPEC §1)."""
-        user_id, anonymous_id = message.user_id, message.anonymous_id
-        if message.type is MessageType.ALIAS:
-            assert message.previous_id is not None
-            self._link(message.previous_id, str(user_id))
-            anonymous_id = None
-        elif user_id is not None and anonymous_id is not None:
-            self._link(anonymous_id, user_id)
-        elif user_id is None and anonymous_id is not None and anonymous_id in self.links:
-            user_id = self.links[anonymous_id]
-        actor_id = _actor_id(user_id, anonymous_id)
-        actor = self.actors.get(actor_id)
+    def _actor(self, logged: Logged) -> Actor:
+        """The profile the log says the message is about, recording its first
+        anonymous id (SPEC §7)."""
+        actor = self.actors.get(logged.actor_id)
+        anonymous_id = logged.message.anonymous_id
         if actor is None:
-            key = user_id if user_id is not None else str(anonymous_id)
-            actor = self.actors[actor_id] = Actor(key, user_id, anonymous_id)
+            kind, _, ident = logged.actor_id.partition(":")
+            user = kind == "u"
+            actor = Actor(ident, ident if user else None, anonymous_id if user else ident)
+            self.actors[logged.actor_id] = actor
         elif actor.anonymous_id is None and anonymous_id is not None:
             actor.anonymous_id = anonymous_id
         return actor
 
-    def _link(self, anonymous_id: str, user_id: str) -> None:
-        if self.links.get(anonymous_id) != user_id:
-            self.links[anonymous_id] = user_id
-            self.unit().links[(self.space_id, anonymous_id)] = user_id
-
-    def apply(self, message: Message, position: int) -> None:
-        """Applies the message at log ``position`` at its ``received_at`` (timers due by
-        then already fired) — unless its profile already applied that position."""
+    def apply(self, logged: Logged) -> None:
+        """Applies a logged message at its ``received_at``, after the profile's wake-ups
+        due by then — unless the profile applied that position before a restart."""
+        message = logged.message
         now = message.received_at
-        actor = self.actor_for(message)
-        if position <= actor.position:
+        actor = self._actor(logged)
+        if logged.position <= actor.position:
             return  # applied before a restart: recovery skips it
-        actor.position = position
+        self._catch_up(actor, now)
+        actor.position = logged.position
         conditions = actor.conditions
         event: str | None = None
         match message.type:
@@ -230,15 +249,21 @@ class SpaceRuntime:
             case MessageType.GROUP:
                 actor.groups[str(message.group_id)] = dict(message.traits)
             case MessageType.ALIAS:
-                self.unit().actors[(self.space_id, _actor_id_of(actor))] = actor
-                return
+                pass
         self._step(actor, now, event=event, all_journeys=message.type is MessageType.IDENTIFY)
 
-    def wake(self, actor_id: str, at: int) -> None:
-        """Looks at a profile at its wake-up instant ``at``."""
+    def catch_up(self, actor_id: str, upto: int) -> None:
+        """Fires the profile's wake-ups due at or before ``upto``, each at its instant."""
         actor = self.actors.get(actor_id)
         if actor is not None:
+            self._catch_up(actor, upto)
+
+    def _catch_up(self, actor: Actor, upto: int) -> None:
+        while actor.wake_at is not None and actor.wake_at <= upto:
+            at = actor.wake_at
             self._step(actor, at, event=None, all_journeys=True)
+            if actor.wake_at is not None and actor.wake_at <= at:
+                break  # (a wake-up never schedules one at or before itself)
 
     def _step(self, actor: Actor, t: int, *, event: str | None, all_journeys: bool) -> None:
         conditions = actor.conditions
@@ -249,8 +274,8 @@ class SpaceRuntime:
         wake = refresh.recheck_at
         runner = self.runner
         for live in self.journeys.values():
-            if live.status is JourneyStatus.ARCHIVED:
-                continue
+            if live.status is JourneyStatus.ARCHIVED or t < live.since:
+                continue  # (before its publish: only ever a message replayed after a restart)
             state = actor.journeys.get(live.id)
             if (
                 all_journeys
@@ -281,7 +306,7 @@ class SpaceRuntime:
 
     def actor(self, user_id: str | None = None, anonymous_id: str | None = None) -> Actor | None:
         """The profile with this user id (or, without one, this anonymous id)."""
-        return self.actors.get(_actor_id(user_id, anonymous_id))
+        return self.actors.get(profile_id(user_id, anonymous_id))
 
     def describe(self) -> dict[str, Any]:
         """Sizes, for metrics and benchmarks."""
@@ -289,4 +314,4 @@ class SpaceRuntime:
 
 
 def _actor_id_of(actor: Actor) -> str:
-    return _actor_id(actor.user_id, None if actor.user_id is not None else actor.anonymous_id)
+    return profile_id(actor.user_id, None if actor.user_id is not None else actor.anonymous_id)

@@ -79,21 +79,20 @@ class StepRunner:
             if t < state.exited_at + settings.reentry_after_ms:
                 state.entry_recheck = state.exited_at + settings.reentry_after_ms
                 return
+        assert live.entry is not None
+        if live.status is JourneyStatus.PAUSED or state.blocked:
+            # Became true while paused: after resuming, only a false -> true
+            # change admits (SPEC §6), whatever the exit condition says meanwhile.
+            state.blocked, state.entry_recheck = self._eval(live.entry, actor, t, live.entry_since)
+            return
         exit_recheck = None
         if live.exit_condition is not None:
             blocking, exit_recheck = self._eval(live.exit_condition, actor, t, live.since)
             if blocking:  # while the exit condition holds, nobody enters
                 state.entry_recheck = exit_recheck
                 return
-        assert live.entry is not None
         holds, recheck = self._eval(live.entry, actor, t, live.entry_since)
         state.entry_recheck = earliest(exit_recheck, recheck)
-        if live.status is JourneyStatus.PAUSED:
-            state.blocked = holds  # became true while paused: wait for a false first
-            return
-        if state.blocked:
-            state.blocked = holds
-            return
         if holds:
             state.exit_recheck = exit_recheck
             self._enter(actor, live, state, t)

@@ -2,11 +2,12 @@
 
 Durability contract (ARCHITECTURE.md):
 
-1. A message is acknowledged only after it is committed to the ingest log.
+1. A message is acknowledged only after it is committed to the ingest log,
+   with the profile it is about and the identity link it makes, if any.
    Concurrent batches share one transaction (group commit).
 2. Applying messages and timers changes profiles and produces destination calls;
    each unit of that work — the changed profiles with the last log position
-   applied to each, their identity links, the counts, the calls with their
+   applied to each, the counts, the calls with their
    dense per-destination sequences, and the log position up to which everything
    is applied — is committed in one transaction.
 3. On start, profiles come back from their snapshots, and the log after the
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from journeys_engine.clock import Clock
 from journeys_engine.errors import InvalidArgumentError
 from journeys_engine.messages import Message, parse_message
 from journeys_engine.runtime.actor import Actor
+from journeys_engine.runtime.identity import Logged, resolve
 from journeys_engine.runtime.outputs import Change
 from journeys_engine.runtime.runtime import Runtime, Unit
 from journeys_engine.runtime.stats import JourneyStats, StepStats
@@ -79,13 +81,16 @@ class DurableStore:
         self._pending_positions: set[int] = set()
         self._floor = 0
         self._sequences: dict[tuple[str, str], int] = {}
-        self._appends: list[tuple[str, list[Message], asyncio.Future[list[int | None]]]] = []
+        self._links: dict[str, dict[str, str]] = {}  # space -> anonymous id -> user id
+        self._appends: list[tuple[str, list[Message], asyncio.Future[list[Logged | None]]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._changed: dict[tuple[str, str], asyncio.Event] = {}
         self._commit_lock = asyncio.Lock()
+        self.on_logged: Callable[[str, list[Logged]], Awaitable[None]] | None = None
 
     async def open(self) -> None:
-        """Reads the counters: next log position, applied floor, last sequences."""
+        """Reads the counters (next log position, applied floor, last sequences) and
+        the identity links."""
         async with self._db.read() as tx:
             row = await tx.fetchone("SELECT max(position) FROM ingest_log")
             last = int(row[0]) if row is not None and row[0] is not None else 0
@@ -94,6 +99,10 @@ class DurableStore:
             self._next_position = max(last, self._floor) + 1
             rows = await tx.fetchall("SELECT space_id, destination_id, last FROM sequences")
             self._sequences = {(r[0], r[1]): int(r[2]) for r in rows}
+            for space_id, anonymous_id, user_id in await tx.fetchall(
+                "SELECT space_id, anonymous_id, user_id FROM links"
+            ):
+                self._links.setdefault(space_id, {})[anonymous_id] = user_id
 
     @property
     def floor(self) -> int:
@@ -102,14 +111,19 @@ class DurableStore:
 
     # Ingest log, with group commit
 
-    async def append(self, space_id: str, messages: Sequence[Message]) -> list[int | None]:
-        """Commits messages to the log; returns each one's position, None for duplicates.
+    async def append(self, space_id: str, messages: Sequence[Message]) -> list[Logged | None]:
+        """Commits messages to the log, each with the profile it is about (decided
+        here, in log order, see :mod:`journeys_engine.runtime.identity`); returns
+        each one as logged, None for duplicates.
 
-        Concurrent calls are committed together, in one transaction.
+        Concurrent calls are committed together, in one transaction; then each
+        call's accepted messages go to :attr:`on_logged`, one call after another
+        in log order, before the call returns (so what queues them for applying
+        sees them in log order, and a full queue holds every sender back).
         """
         if not messages:
             return []
-        future: asyncio.Future[list[int | None]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Logged | None]] = asyncio.get_running_loop().create_future()
         self._appends.append((space_id, list(messages), future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_appends())
@@ -118,20 +132,34 @@ class DurableStore:
     async def _write_appends(self) -> None:
         while self._appends:
             batch, self._appends = self._appends, []
+            links: dict[tuple[str, str], str] = {}  # made by this group, kept once committed
             try:
                 async with self._db.transaction() as tx:
-                    results = [await self._append_in(tx, space, msgs) for space, msgs, _ in batch]
+                    results = [
+                        await self._append_in(tx, space, msgs, links) for space, msgs, _ in batch
+                    ]
             except Exception as err:  # noqa: BLE001 - handed to every waiting caller
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(err)
                 continue
-            for (_, _, future), positions in zip(batch, results, strict=True):
-                self._pending_positions.update(p for p in positions if p is not None)
+            for (space_id, anonymous_id), user_id in links.items():
+                self._links.setdefault(space_id, {})[anonymous_id] = user_id
+            for (space_id, _, future), logged in zip(batch, results, strict=True):
+                accepted = [e for e in logged if e is not None]
+                self._pending_positions.update(e.position for e in accepted)
+                try:
+                    if accepted and self.on_logged is not None:
+                        await self.on_logged(space_id, accepted)
+                except Exception as err:  # noqa: BLE001 - handed to the waiting caller
+                    future.set_exception(err)
+                    continue
                 if not future.done():
-                    future.set_result(positions)
+                    future.set_result(logged)
 
-    async def _append_in(self, tx: Tx, space_id: str, messages: list[Message]) -> list[int | None]:
+    async def _append_in(
+        self, tx: Tx, space_id: str, messages: list[Message], links: dict[tuple[str, str], str]
+    ) -> list[Logged | None]:
         now = self._clock.now_ms()
         first = self._next_position
         tentative = list(range(first, first + len(messages)))
@@ -159,25 +187,50 @@ class DurableStore:
                 (space_id, *chunk),
             )
             found.update((r[0], int(r[1])) for r in rows)
-        positions: list[int | None] = [
-            p if found.get(m.message_id) == p else None
-            for m, p in zip(messages, tentative, strict=True)
-        ]
+        committed = self._links.get(space_id, {})
+
+        def link_of(anonymous_id: str) -> str | None:
+            made = links.get((space_id, anonymous_id))
+            return made if made is not None else committed.get(anonymous_id)
+
+        logged: list[Logged | None] = []
+        link_rows = []
+        for message, tentative_position in zip(messages, tentative, strict=True):
+            if found.get(message.message_id) != tentative_position:
+                logged.append(None)
+                continue
+            actor, link = resolve(message, link_of)
+            if link is not None:
+                links[(space_id, link[0])] = link[1]
+                link_rows.append((space_id, *link))
+            logged.append(Logged(tentative_position, actor, message))
         await tx.executemany(
-            "INSERT INTO ingest_log (position, space_id, received_at, message) VALUES (?, ?, ?, ?)",
+            "INSERT INTO ingest_log (position, space_id, actor_id, received_at, message) "
+            "VALUES (?, ?, ?, ?, ?)",
             [
-                (p, space_id, m.received_at, _dumps(m.to_json()))
-                for m, p in zip(messages, positions, strict=True)
-                if p is not None
+                (
+                    e.position,
+                    space_id,
+                    e.actor_id,
+                    e.message.received_at,
+                    _dumps(e.message.to_json()),
+                )
+                for e in logged
+                if e is not None
             ],
         )
+        if link_rows:
+            await tx.executemany(
+                "INSERT OR REPLACE INTO links (space_id, anonymous_id, user_id) VALUES (?, ?, ?)",
+                link_rows,
+            )
         self._next_position = first + len(messages)
-        return positions
+        return logged
 
     # Units of applied work
 
     async def commit(self, unit: Unit) -> None:
-        """Commits a unit: profiles, links, counts, calls and the applied floor, together.
+        """Commits a unit: profiles, counts, calls and the applied floor, together.
 
         Units commit one at a time, so sequences and the floor follow commit order.
         """
@@ -203,20 +256,14 @@ class DurableStore:
         pending = self._pending_positions - set(unit.positions)
         floor = (min(pending) - 1) if pending else self._next_position - 1
         async with self._db.transaction() as tx:
-            if unit.actors:
+            if unit.snapshots:
                 await tx.executemany(
                     "INSERT OR REPLACE INTO actors (space_id, actor_id, position, wake_at, data) "
                     "VALUES (?, ?, ?, ?, ?)",
                     [
-                        (space_id, actor_id, actor.position, actor.wake_at, _dumps(actor.to_data()))
-                        for (space_id, actor_id), actor in unit.actors.items()
+                        (space_id, actor_id, snap.position, snap.wake_at, snap.data)
+                        for (space_id, actor_id), snap in unit.snapshots.items()
                     ],
-                )
-            if unit.links:
-                await tx.executemany(
-                    "INSERT OR REPLACE INTO links (space_id, anonymous_id, user_id) "
-                    "VALUES (?, ?, ?)",
-                    [(s, anonymous, user) for (s, anonymous), user in unit.links.items()],
                 )
             for (space_id, journey_id), stats in unit.stats.items():
                 if stats is None:
@@ -261,10 +308,6 @@ class DurableStore:
     async def load(self, runtime: Runtime) -> None:
         """Puts every stored profile, link and count back into the runtime."""
         async with self._db.read() as tx:
-            for space_id, anonymous_id, user_id in await tx.fetchall(
-                "SELECT space_id, anonymous_id, user_id FROM links"
-            ):
-                runtime.space(space_id).links[anonymous_id] = user_id
             for space_id, journey_id, data in await tx.fetchall(
                 "SELECT space_id, journey_id, data FROM journey_stats"
             ):
@@ -280,18 +323,18 @@ class DurableStore:
             actor.position = int(position)
             space.restore(actor_id, actor, wake_at)
 
-    async def unapplied(self) -> list[tuple[str, int, Message]]:
-        """The log after the applied floor: (space, position, message), in order."""
+    async def unapplied(self) -> list[tuple[str, Logged]]:
+        """The log after the applied floor, in order: (space, message as logged)."""
         async with self._db.read() as tx:
             rows = await tx.fetchall(
-                "SELECT space_id, position, received_at, message FROM ingest_log "
+                "SELECT space_id, position, actor_id, received_at, message FROM ingest_log "
                 "WHERE position > ? ORDER BY position",
                 (self._floor,),
             )
         found = []
-        for space_id, position, received_at, text in rows:
+        for space_id, position, actor, received_at, text in rows:
             message = parse_message(json.loads(text), received_at=int(received_at))
-            found.append((space_id, int(position), message))
+            found.append((space_id, Logged(int(position), actor, message)))
             self._pending_positions.add(int(position))
         return found
 

@@ -71,6 +71,7 @@ _V2 = (
     CREATE TABLE ingest_log (
         position INTEGER PRIMARY KEY,
         space_id TEXT NOT NULL,
+        actor_id TEXT NOT NULL,
         received_at INTEGER NOT NULL,
         message TEXT NOT NULL
     )
@@ -98,7 +99,7 @@ _V2 = (
     ) WITHOUT ROWID
     """,
     "CREATE INDEX actors_by_wake ON actors (wake_at) WHERE wake_at IS NOT NULL",
-    # Identity links: anonymous id -> user id.
+    # Identity links: anonymous id -> user id, written as messages are logged.
     """
     CREATE TABLE links (
         space_id TEXT NOT NULL,

@@ -254,9 +254,7 @@ async def test_a_fast_producer_is_held_back_and_server_memory_stays_bounded(
                 acked += 1
 
         reader = asyncio.create_task(read_acks())
-        messages = [
-            segment_message(track(f"u{i}", "Noise", pad=pad)) for i in range(per_batch)
-        ]
+        messages = [segment_message(track(f"u{i}", "Noise", pad=pad)) for i in range(per_batch)]
         most_in_flight = 0
         for b in range(batches):
             for i, message in enumerate(messages):

@@ -176,10 +176,15 @@ async def test_a_stalled_consumer_is_disconnected_without_delaying_another(
                 assert sorted(user_of(i) for i in items) == sorted(users)
                 # Still stalled: it is cut off once the server has waited a second on it.
                 received = 0
-                with pytest.raises(grpc.aio.AioRpcError) as caught:
-                    await asyncio.sleep(1.5)
+
+                async def drain() -> None:
+                    nonlocal received
                     async for _ in stalled:
                         received += 1
+
+                await asyncio.sleep(1.5)
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await drain()
                 assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
                 assert "took more than 1 s" in (caught.value.details() or "")
                 assert 0 < received < len(users)
@@ -227,8 +232,7 @@ async def test_list_members_pages_the_current_members_of_a_send_step(
 ) -> None:
     await apply_yaml(client, TRIAL)
     await client.ingest(
-        [track(u, "Trial Started") for u in ("u3", "u1", "u2", "u4")]
-        + [track("u2", "Trial Ended")]
+        [track(u, "Trial Started") for u in ("u3", "u1", "u2", "u4")] + [track("u2", "Trial Ended")]
     )
     members = await client.list_members("trial", "send")
     assert [m.profile_key for m in members] == ["u3", "u1", "u4"]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from journeys_cli.main import main
 
 from journeys_engine.messages import Message
+from journeys_engine.runtime.identity import Logged
 from journeys_engine.runtime.runtime import Unit
 from journeys_engine.store.durable import DurableStore
 
@@ -37,7 +38,7 @@ def _arm(point: str, n: int) -> None:
 
     async def crashing_append(
         self: DurableStore, space_id: str, messages: Sequence[Message]
-    ) -> list[int | None]:
+    ) -> list[Logged | None]:
         positions = await append(self, space_id, messages)
         reach("after-log")
         return positions

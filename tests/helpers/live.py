@@ -82,7 +82,9 @@ steps:
 """
 
 
-def track(user: str, event: str, message_id: str | None = None, **properties: Any) -> dict[str, Any]:
+def track(
+    user: str, event: str, message_id: str | None = None, **properties: Any
+) -> dict[str, Any]:
     message: dict[str, Any] = {"type": "track", "userId": user, "event": event}
     if properties:
         message["properties"] = properties

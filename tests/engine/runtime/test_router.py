@@ -9,13 +9,15 @@ import pytest
 from journeys_engine import QueueFullError
 from journeys_engine.messages import parse_message
 from journeys_engine.runtime import Router
+from journeys_engine.runtime.identity import Logged
 from journeys_engine.runtime.router import Batch
 
 
-def _messages(user: str, count: int, start: int = 0) -> list:  # type: ignore[type-arg]
+def _messages(user: str, count: int, start: int = 0) -> list[Logged]:
     return [
-        (
+        Logged(
             start + i,
+            f"u:{user}",
             parse_message({"type": "track", "userId": user, "event": f"e{i}"}, received_at=0),
         )
         for i in range(count)
@@ -26,7 +28,7 @@ async def test_each_profiles_messages_stay_in_received_order() -> None:
     applied: dict[str, list[int]] = {}
 
     async def apply(batch: Batch) -> None:
-        for position, message in batch.messages:
+        for position, _, message in batch.messages:
             applied.setdefault(str(message.user_id), []).append(position)
         await asyncio.sleep(0)  # let other shards interleave
 

@@ -265,22 +265,37 @@ async def test_timers_due_at_an_instant_fire_before_messages_received_then() -> 
 
 async def test_journeys_are_processed_in_creation_order() -> None:
     async with harness() as h:
-        await h.journey(entry(), send("send"), journey_id="second-created-first")
+        # Names sort against creation order, and publishing goes the other way too.
+        await h.journey(entry(), send("send"), journey_id="z-created-first", publish=False)
         await h.journey(entry(), send("send"), journey_id="a-created-later")
+        await h.move("z-created-first", Move.PUBLISH)
         await h.track("u1", "Signup")
-        assert [o.journey_id for o in h.outputs()] == ["second-created-first", "a-created-later"]
+        assert [o.journey_id for o in h.outputs()] == ["z-created-first", "a-created-later"]
 
 
 async def test_traits_then_audiences_then_journeys() -> None:
-    from journeys_engine.model import Audience
+    from journeys_engine.model import Audience, ComputedTrait
 
     async with harness() as h:
         await h.engine.definitions.create(
-            "default", Audience("pros", "", "Pros", "", cond("trait('plan') = 'pro'"))
+            "default", Audience("buyers", "", "Buyers", "", cond("event('Buy').count() >= 1"))
         )
-        await h.journey(entry("audience('pros')"), send())
-        await h.identify("u1", plan="pro")  # the audience is refreshed before the journey
-        assert h.seen() == [("email", "u1", "send", "entered", 0)]
+        await h.engine.definitions.create(
+            "default",
+            ComputedTrait("spent", "", "Spent", "", cond("event('Pay').sum(property('n'))")),
+        )
+        await h.journey(entry("audience('buyers')"), send(), journey_id="j")
+        await h.journey(entry("computed_trait('spent') > 10"), send("send", "crm"), journey_id="k")
+        await h.track("u1", "Noise")  # both journeys have looked at u1
+        assert h.seen() == []
+        # Neither event is named by a journey: only the refreshed audience and
+        # computed trait, worked out before the journeys, make them look again.
+        await h.track("u1", "Buy")
+        await h.track("u1", "Pay", properties={"n": 11})
+        assert h.seen() == [
+            ("email", "u1", "send", "entered", 0),
+            ("crm", "u1", "send", "entered", 0),
+        ]
 
 
 async def test_exit_is_checked_before_any_transition_and_exits_in_entry_order() -> None:
@@ -389,14 +404,18 @@ async def test_a_late_message_counts_by_its_timestamp_but_undoes_nothing() -> No
             send("yes"),
             send("no"),
         )
+        await h.journey(
+            entry("event('Buy').within(1 hours).count() >= 2"), send("send"), journey_id="k"
+        )
         await h.at(100)
         await h.track("u1", "Buy")
         await h.track("u1", "Signup")
         assert h.seen() == [("email", "u1", "no", "entered", 100)]
         await h.track("u1", "Buy", at_minutes=90)  # late, but inside the window: counts now
-        audience = h.engine.runtime.space("default").actor("u1")
-        assert audience is not None
-        assert h.seen() == [("email", "u1", "no", "entered", 100)]  # the decision stands
+        assert h.seen() == [
+            ("email", "u1", "no", "entered", 100),  # the decision stands
+            ("email", "u1", "send", "entered", 100),  # two buys in the last hour
+        ]
 
 
 # 5.8 and SPEC §7: outputs
@@ -509,6 +528,25 @@ async def test_resume_admits_only_at_the_next_false_to_true_change() -> None:
         await h.identify("u1", plan="free")
         await h.identify("u1", plan="pro")
         assert h.seen()[-1] == ("email", "u1", "send", "entered", 5)
+
+
+async def test_resume_waits_for_a_change_even_when_the_exit_condition_held_meanwhile() -> None:
+    async with harness() as h:
+        await h.journey(
+            entry("trait('plan') = 'pro'"),
+            send(),
+            settings=JourneySettings(exit_condition=cond("trait('optout') = true")),
+        )
+        await h.identify("u1", optout=True)
+        await h.move("j", Move.PAUSE)
+        await h.identify("u1", plan="pro")  # entry became true while paused
+        await h.move("j", Move.RESUME)
+        await h.at(5)
+        await h.identify("u1", optout=False)  # entry still true: no false -> true change
+        assert h.seen() == []
+        await h.identify("u1", plan="free")
+        await h.identify("u1", plan="pro")
+        assert h.seen() == [("email", "u1", "send", "entered", 5)]
 
 
 async def test_archive_freezes_runs_and_sends_nothing() -> None:
