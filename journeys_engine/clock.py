@@ -8,6 +8,7 @@ moves only when told to (tests, the simulator, a server in manual-clock mode).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Protocol
@@ -16,10 +17,15 @@ __all__ = ["Clock", "ManualClock", "SystemClock", "format_ms", "parse_iso_ms"]
 
 
 class Clock(Protocol):
-    """Where the engine reads the current time."""
+    """Where the engine reads the current time, and waits for it to pass."""
 
     def now_ms(self) -> int:
         """Milliseconds since the Unix epoch, UTC."""
+        ...
+
+    async def sleep(self, ms: int) -> None:
+        """Returns once ``ms`` milliseconds of this clock's time have passed (or soon
+        after; the engine's timer loop also wakes for other reasons)."""
         ...
 
 
@@ -29,27 +35,51 @@ class SystemClock:
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
+    async def sleep(self, ms: int) -> None:
+        await asyncio.sleep(max(ms, 0) / 1000)
+
 
 class ManualClock:
-    """A clock that moves only when set or advanced; never backwards."""
+    """A clock that moves only when set or advanced; never backwards.
+
+    An engine on it fires timers only when told to move (SPEC §9), and lets
+    clients set it, unless ``settable`` is false (a stand-in for the system clock).
+    """
+
+    settable = True
 
     def __init__(self, start_ms: int) -> None:
         self._now = start_ms
+        self._moved: asyncio.Event | None = None
 
     def now_ms(self) -> int:
         return self._now
+
+    async def sleep(self, ms: int) -> None:
+        """Waits until the clock has been moved ``ms`` forward."""
+        until = self._now + ms
+        while self._now < until:
+            moved = self._moved = self._moved if self._moved is not None else asyncio.Event()
+            await moved.wait()
+
+    def _notify(self) -> None:
+        if self._moved is not None:
+            self._moved.set()
+            self._moved = None
 
     def set(self, ms: int) -> None:
         """Moves the clock to ``ms``; refuses to go backwards."""
         if ms < self._now:
             raise ValueError(f"cannot move the clock backwards ({format_ms(ms)} < now)")
         self._now = ms
+        self._notify()
 
     def advance(self, ms: int) -> None:
         """Moves the clock forward by ``ms`` milliseconds."""
         if ms < 0:
             raise ValueError("cannot advance the clock by a negative duration")
         self._now += ms
+        self._notify()
 
 
 def format_ms(ms: int) -> str:

@@ -137,7 +137,7 @@ class Engine:
             await engine.store.load(engine.runtime)
             await engine._recover()
             engine.router.start()
-            if not isinstance(clock, ManualClock):
+            if not engine.manual_clock:
                 engine._timers = asyncio.get_running_loop().create_task(
                     engine._run_timers(), name="timers"
                 )
@@ -243,18 +243,19 @@ class Engine:
         return self._manual().now_ms()
 
     def _manual(self) -> ManualClock:
-        if not isinstance(self.clock, ManualClock):
+        if not self.manual_clock:
             raise FailedPreconditionError(
                 "the server runs on the system clock; start it with --manual-clock "
                 "to read, set or advance its clock",
                 [PreconditionViolation("CLOCK_NOT_MANUAL", "clock", "the clock is not manual")],
             )
+        assert isinstance(self.clock, ManualClock)
         return self.clock
 
     @property
     def manual_clock(self) -> bool:
-        """Whether clients may set and advance the clock."""
-        return isinstance(self.clock, ManualClock)
+        """Whether clients may set and advance the clock (else timers fire by themselves)."""
+        return isinstance(self.clock, ManualClock) and self.clock.settable
 
     async def fire_due(self) -> None:
         """Fires every timer due by now, each at its own instant, and commits."""
@@ -301,8 +302,13 @@ class Engine:
                 continue
             wait = (min(due, purge_at) if due is not None else purge_at) - now
             self._timers_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._timers_changed.wait(), timeout=wait / 1000)
+            changed = asyncio.ensure_future(self._timers_changed.wait())
+            passed = asyncio.ensure_future(self.clock.sleep(wait))
+            try:
+                await asyncio.wait((changed, passed), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+                passed.cancel()
 
     # Outputs
 
