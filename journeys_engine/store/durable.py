@@ -78,6 +78,7 @@ class DurableStore:
         self.dedup_window_ms = dedup_window_ms
         self.retention_ms = retention_ms
         self._next_position = 1
+        self._logged_through = 0  # every position up to here is in the log, or a gap
         self._pending_positions: set[int] = set()
         self._floor = 0
         self._sequences: dict[tuple[str, str], int] = {}
@@ -97,6 +98,7 @@ class DurableStore:
             floor = await CatalogRows(tx).get_meta(_FLOOR_KEY)
             self._floor = int(floor) if floor is not None else 0
             self._next_position = max(last, self._floor) + 1
+            self._logged_through = self._next_position - 1
             rows = await tx.fetchall("SELECT space_id, destination_id, last FROM sequences")
             self._sequences = {(r[0], r[1]): int(r[2]) for r in rows}
             for space_id, anonymous_id, user_id in await tx.fetchall(
@@ -145,9 +147,13 @@ class DurableStore:
                 continue
             for (space_id, anonymous_id), user_id in links.items():
                 self._links.setdefault(space_id, {})[anonymous_id] = user_id
+            # The whole group is pending before any of it is handed on (which may
+            # wait): a unit committed meanwhile must not move the floor past it.
+            for logged in results:
+                self._pending_positions.update(e.position for e in logged if e is not None)
+            self._logged_through = self._next_position - 1
             for (space_id, _, future), logged in zip(batch, results, strict=True):
                 accepted = [e for e in logged if e is not None]
-                self._pending_positions.update(e.position for e in accepted)
                 try:
                     if accepted and self.on_logged is not None:
                         await self.on_logged(space_id, accepted)
@@ -254,7 +260,8 @@ class DurableStore:
                 )
             )  # fmt: skip
         pending = self._pending_positions - set(unit.positions)
-        floor = (min(pending) - 1) if pending else self._next_position - 1
+        # Not _next_position: a group of appends may be committing to the log now.
+        floor = (min(pending) - 1) if pending else self._logged_through
         async with self._db.transaction() as tx:
             if unit.snapshots:
                 await tx.executemany(
@@ -296,7 +303,8 @@ class DurableStore:
             if floor != self._floor:
                 await CatalogRows(tx).set_meta(_FLOOR_KEY, str(floor))
         self._sequences = sequences
-        self._pending_positions = pending
+        # In place: appends committed meanwhile added positions that are still pending.
+        self._pending_positions.difference_update(unit.positions)
         self._floor = floor
         for key in touched:
             event = self._changed.get(key)
