@@ -42,3 +42,18 @@ def test_the_timer_and_runtime_benchmarks_run() -> None:
     assert runtime.returncode == 0, runtime.stderr
     assert "ratio engine / baseline" in runtime.stdout
     assert "RSS per resident profile" in runtime.stdout
+
+
+def test_the_ingest_benchmark_runs_against_real_and_no_op_servers() -> None:
+    sizes = ["--users", "200", "--messages", "1000", "--batch", "100", "--window", "4"]
+    latency = ["--duration", "2", "--pings-per-batch", "2"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "ingest.py"), *sizes, "--repeats", "1", *latency],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout
+    assert " cores | Python " in out
+    assert "ratio engine / no-op" in out
+    assert "0 pings missing" in out
+    assert "write -> call on subscription:   p50" in out

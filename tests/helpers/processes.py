@@ -114,7 +114,11 @@ class ServerProcess:
 
 
 def run_cli(
-    *args: str, server: str | None = None, space: str | None = None, timeout: float = 60.0
+    *args: str,
+    server: str | None = None,
+    space: str | None = None,
+    timeout: float = 60.0,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Runs ``journeys ARGS`` as a user would and captures its output."""
     command = [sys.executable, "-m", "journeys_cli"]
@@ -124,6 +128,7 @@ def run_cli(
         command += ["--space", space]
     return subprocess.run(
         [*command, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env=_env(),
