@@ -211,17 +211,13 @@ class SpaceRuntime:
     # Profiles
 
     def _actor(self, logged: Logged) -> Actor:
-        """The profile the log says the message is about, recording its first
-        anonymous id (SPEC §7)."""
+        """The profile the log says the message is about (created on first use)."""
         actor = self.actors.get(logged.actor_id)
-        anonymous_id = logged.message.anonymous_id
         if actor is None:
             kind, _, ident = logged.actor_id.partition(":")
             user = kind == "u"
-            actor = Actor(ident, ident if user else None, anonymous_id if user else ident)
+            actor = Actor(ident, ident if user else None, None if user else ident)
             self.actors[logged.actor_id] = actor
-        elif actor.anonymous_id is None and anonymous_id is not None:
-            actor.anonymous_id = anonymous_id
         return actor
 
     def apply(self, logged: Logged) -> None:
@@ -232,7 +228,9 @@ class SpaceRuntime:
         actor = self._actor(logged)
         if logged.position <= actor.position:
             return  # applied before a restart: recovery skips it
-        self._catch_up(actor, now)
+        self._catch_up(actor, now)  # wake-ups due by now see the profile as it was
+        if actor.anonymous_id is None and message.anonymous_id is not None:
+            actor.anonymous_id = message.anonymous_id  # the first one recorded (SPEC §7)
         actor.position = logged.position
         conditions = actor.conditions
         event: str | None = None

@@ -282,3 +282,20 @@ async def test_a_unit_carries_each_profile_as_it_was_when_taken() -> None:
         space.apply(Logged(10_001, "u:u1", later))
         assert first.snapshots[("default", "u:u1")].position == 10_000
         assert runtime.take_unit().snapshots[("default", "u:u1")].position == 10_001
+
+
+async def test_an_overdue_send_goes_out_before_the_message_that_brings_an_anonymous_id() -> None:
+    # The clock is only set (no timer fires), so the wait is overdue when the
+    # message arrives: it ends first, and the call shows the profile as it was then.
+    async with harness() as h:
+        await h.journey(
+            entry(nxt="wait"), WaitDurationStep("wait", "Wait", 30 * MINUTE, "send"), send()
+        )
+        await h.send({"type": "track", "userId": "u1", "event": "Signup"})
+        h.clock.set(T0 + 30 * MINUTE)
+        await h.send({"type": "track", "userId": "u1", "anonymousId": "a1", "event": "Later"})
+        (call,) = h.payloads("email")
+        assert (call["userId"], call["anonymousId"]) == ("u1", None)
+        assert call["timestamp"] == format_ms(T0 + 30 * MINUTE)
+        profile = h.engine.runtime.space("default").actor("u1")
+        assert profile is not None and profile.anonymous_id == "a1"
