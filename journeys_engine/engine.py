@@ -187,8 +187,13 @@ class Engine:
         return IngestResult(positions, duplicates, errors)
 
     async def settle(self) -> None:
-        """Returns once every queued message has been applied and committed."""
-        await self.router.settle()
+        """Returns once every message received so far has been applied and committed
+        (those still being written to the log included)."""
+        while True:
+            await self.store.drain()
+            await self.router.settle()
+            if self.store.idle:
+                return
 
     async def advance_to(self, instant: int) -> None:
         """Moves a manual clock to ``instant``, firing every due timer at its own instant.
@@ -200,6 +205,11 @@ class Engine:
                 before now (the clock never goes backwards).
         """
         clock = self._manual()
+        # Shielded: a caller that gives up (an RPC past its deadline) does not stop
+        # the move half-way; it completes as if the caller had waited.
+        await asyncio.shield(self._advance_to(clock, instant))
+
+    async def _advance_to(self, clock: ManualClock, instant: int) -> None:
         async with self._advancing:
             now = self.clock.now_ms()
             if instant < now:
@@ -268,9 +278,19 @@ class Engine:
         await self._commit()
 
     async def _commit(self) -> None:
+        """Commits the work applied so far, shielded from the caller's cancellation: a
+        unit taken from the runtime is committed, or the engine stops."""
+        await asyncio.shield(self._commit_unit())
+
+    async def _commit_unit(self) -> None:
         unit = self.runtime.take_unit()
         if unit:
-            await self.store.commit(unit)
+            try:
+                await self.store.commit(unit)
+            except Exception as err:
+                # Memory is ahead of the database now: only a restart reconciles them.
+                self.router.fail(err)
+                raise
             if self.sink is not None:
                 await self.sink.commit(unit)
             self._timers_changed.set()
@@ -295,8 +315,11 @@ class Engine:
                 await self._purge()
                 purge_at = now + 60_000
             if due is not None and due <= now:
-                # Each wake-up queues behind what its profile's shard holds, so
-                # messages received before it are applied first.
+                # Each wake-up queues behind what its profile's shard holds, and
+                # messages still being logged are queued first: whatever was
+                # received before it is applied first.
+                await self.store.drain()
+                now = self.clock.now_ms()
                 for space_id, wakes in self.runtime.take_due(now).items():
                     await self.router.put_wakes(space_id, wakes)
                 continue
@@ -378,6 +401,11 @@ class Engine:
         )
 
     async def _on_catalog_change(self, change: CatalogChange) -> None:
+        # The change is committed: the runtime must learn it even if the caller
+        # gives up meanwhile.
+        await asyncio.shield(self._apply_catalog_change(change))
+
+    async def _apply_catalog_change(self, change: CatalogChange) -> None:
         await self.settle()
         # What fell due before the change happens before it (SPEC §9).
         self.runtime.fire_due(self.clock.now_ms())

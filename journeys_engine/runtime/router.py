@@ -126,6 +126,11 @@ class Router:
             finally:
                 queue.task_done()
 
+    def fail(self, err: BaseException) -> None:
+        """Stops applying: every later put and settle raises (the first failure kept)."""
+        if self._failure is None:
+            self._failure = err
+
     def _check(self) -> None:
         if self._failure is not None:
             raise RuntimeError("applying messages failed; the engine must restart") from (

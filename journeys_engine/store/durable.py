@@ -131,6 +131,16 @@ class DurableStore:
             self._writer = asyncio.get_running_loop().create_task(self._write_appends())
         return await future
 
+    @property
+    def idle(self) -> bool:
+        """No append is being written to the log or handed on."""
+        return self._writer is None or self._writer.done()
+
+    async def drain(self) -> None:
+        """Returns once every append begun so far is logged and handed on."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait({self._writer})
+
     async def _write_appends(self) -> None:
         while self._appends:
             batch, self._appends = self._appends, []
@@ -158,7 +168,8 @@ class DurableStore:
                     if accepted and self.on_logged is not None:
                         await self.on_logged(space_id, accepted)
                 except Exception as err:  # noqa: BLE001 - handed to the waiting caller
-                    future.set_exception(err)
+                    if not future.done():  # (a caller that gave up has no one to tell)
+                        future.set_exception(err)
                     continue
                 if not future.done():
                     future.set_result(logged)
@@ -458,15 +469,6 @@ class DurableStore:
                 (space_id, destination_id),
             )
         return 0 if row is None else int(row[0])
-
-    async def first_sequence(self, space_id: str, destination_id: str) -> int | None:
-        """The oldest stored sequence for the destination, if any."""
-        async with self._db.read() as tx:
-            row = await tx.fetchone(
-                "SELECT min(sequence) FROM outbox WHERE space_id = ? AND destination_id = ?",
-                (space_id, destination_id),
-            )
-        return None if row is None or row[0] is None else int(row[0])
 
     async def close(self) -> None:
         """Waits for log writes in flight."""

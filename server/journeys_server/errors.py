@@ -8,10 +8,11 @@ with no stack trace sent to the client (it is logged).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -83,12 +84,41 @@ Resp = TypeVar("Resp")
 def handle_errors(
     method: Callable[[S, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]],
 ) -> Callable[[S, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]:
-    """Turns engine errors raised by a unary servicer method into statuses."""
+    """Turns engine errors raised by a unary servicer method into statuses.
 
+    The method runs to its end even when the call is cancelled (a deadline, a client
+    gone): a change that has begun is never left half made.
+    """
+    return _handled(method, shielded=True)
+
+
+def handle_write_errors(
+    method: Callable[[S, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]],
+) -> Callable[[S, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]:
+    """Like :func:`handle_errors`, for a server stream written with ``context.write``,
+    which a cancelled call ends at once (it changes nothing)."""
+    return _handled(method, shielded=False)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Marks a shielded method's outcome as seen once its caller has gone."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _handled(
+    method: Callable[[S, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]],
+    *,
+    shielded: bool,
+) -> Callable[[S, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]:
     @functools.wraps(method)
     async def wrapper(self: S, request: Req, context: grpc.aio.ServicerContext[Req, Resp]) -> Resp:
         try:
-            return await method(self, request, context)
+            if not shielded:
+                return await method(self, request, context)
+            task = asyncio.ensure_future(method(self, request, context))
+            task.add_done_callback(_retrieve)
+            return await asyncio.shield(task)
         except JourneysError as err:
             await _abort(context, status_for(err))
         except grpc.aio.AbortError:

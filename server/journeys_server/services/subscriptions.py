@@ -13,7 +13,7 @@ from journeys_engine import Engine, InvalidArgumentError
 from journeys_engine.ids import id_problem
 from journeys_engine.model import DefinitionKind
 from journeys_server.convert import call_to_proto
-from journeys_server.errors import handle_errors
+from journeys_server.errors import handle_errors, handle_write_errors
 
 __all__ = ["SubscriptionServicer"]
 
@@ -46,7 +46,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             if problem is not None:
                 raise InvalidArgumentError.single("consumer", problem)
 
-    @handle_errors
+    @handle_write_errors
     async def Subscribe(  # type: ignore[override]
         self, request: pb.SubscribeRequest, context: Context
     ) -> None:
@@ -63,17 +63,6 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             after = await store.cursor(space, destination, request.consumer)
         # Headers now, so a client waiting for the connection knows it is subscribed.
         await context.send_initial_metadata(())
-        first = await store.first_sequence(space, destination)
-        last = store.last_sequence(space, destination)
-        oldest = first if first is not None else last + 1
-        if after + 1 < oldest:
-            gap = pb.Gap(
-                first_sequence=after + 1,
-                last_sequence=oldest - 1,
-                reason="dropped by the outbox retention before they were acknowledged",
-            )
-            await self._write(context, pb.SubscribeResponse(gap=gap))
-            after = oldest - 1
         while True:
             if self._closing.is_set():
                 await context.abort(
@@ -81,6 +70,14 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
                     "the server is stopping; resubscribe to resume from the cursor",
                 )
             records = await store.read(space, destination, after, _PAGE)
+            # Calls the retention dropped (before the subscription began, or while
+            # it was reading) are named, never skipped silently.
+            dropped_through = records[0].sequence - 1 if records else None
+            if not records and store.last_sequence(space, destination) > after:
+                dropped_through = store.last_sequence(space, destination)
+            if dropped_through is not None and dropped_through > after:
+                await self._write(context, pb.SubscribeResponse(gap=_gap(after, dropped_through)))
+                after = dropped_through
             if not records:
                 await self._wait(space, destination, after)
                 continue
@@ -139,3 +136,11 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             ],
             next_page_token=page.next_page_token,
         )
+
+
+def _gap(after: int, through: int) -> pb.Gap:
+    return pb.Gap(
+        first_sequence=after + 1,
+        last_sequence=through,
+        reason="dropped by the outbox retention before they were acknowledged",
+    )
