@@ -21,6 +21,7 @@ from journeys_engine.errors import (
     PreconditionViolation,
     QueueFullError,
     ResourceExhaustedError,
+    StoppedError,
     StorageError,
 )
 from journeys_engine.messages import Message, MessageType
@@ -56,6 +57,7 @@ __all__ = [
     "Saved",
     "Sink",
     "StorageError",
+    "StoppedError",
     "SystemClock",
     "Unit",
 ]

@@ -431,6 +431,7 @@ class Engine:
                 self._timers.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._timers
+            await self.store.drain()  # what is being logged is queued before the shards stop
             await self.router.close()
             await self._commit()
             await self.store.close()

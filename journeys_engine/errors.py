@@ -14,6 +14,7 @@
     ├── ResourceExhaustedError    a bound is reached; retry later
     │   └── QueueFullError        a shard's queue is full (a non-waiting put)
     └── StorageError              the database cannot be opened or used
+        └── StoppedError          applying failed earlier; only a restart recovers
 
 The gRPC edge maps each class to one status code; nothing here knows gRPC.
 """
@@ -38,6 +39,7 @@ __all__ = [
     "QueueFullError",
     "ResourceExhaustedError",
     "StorageError",
+    "StoppedError",
 ]
 
 
@@ -161,3 +163,8 @@ class QueueFullError(ResourceExhaustedError):
 
 class StorageError(JourneysError):
     """The database cannot be opened or used (corrupt, unwritable, too new)."""
+
+
+class StoppedError(StorageError):
+    """Applying or committing messages failed earlier (the cause is chained); the
+    engine refuses further work until it restarts and recovers from the database."""

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from journeys_engine.errors import QueueFullError
+from journeys_engine.errors import QueueFullError, StoppedError
 from journeys_engine.runtime.identity import Logged
 
 __all__ = ["Batch", "Router", "ShardStats"]
@@ -133,7 +133,7 @@ class Router:
 
     def _check(self) -> None:
         if self._failure is not None:
-            raise RuntimeError("applying messages failed; the engine must restart") from (
+            raise StoppedError("applying messages failed; the server must restart") from (
                 self._failure
             )
 

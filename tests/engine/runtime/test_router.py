@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from journeys_engine import QueueFullError
+from journeys_engine import QueueFullError, StoppedError
 from journeys_engine.messages import parse_message
 from journeys_engine.runtime import Router
 from journeys_engine.runtime.identity import Logged
@@ -74,9 +74,9 @@ async def test_a_failure_is_raised_to_every_later_caller() -> None:
     router = Router(apply, shards=1)
     router.start()
     await router.put("default", _messages("u1", 1))
-    with pytest.raises(RuntimeError, match="applying messages failed") as caught:
+    with pytest.raises(StoppedError, match="applying messages failed") as caught:
         await router.settle()
     assert isinstance(caught.value.__cause__, ValueError)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(StoppedError):
         await router.put("default", _messages("u1", 1))
     await router.close()
