@@ -82,6 +82,10 @@ class ManualClock:
         self._notify()
 
 
+MAX_INSTANT_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z: the last instant the engine can write (and so keep)."""
+
+
 def format_ms(ms: int) -> str:
     """ISO 8601 UTC with milliseconds and ``Z``, e.g. ``2026-01-02T03:04:05.006Z``."""
     dt = datetime.fromtimestamp(ms // 1000, tz=UTC)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from journeys_engine.catalog import CatalogContext, Definitions, Journeys, Page, Spaces
 from journeys_engine.catalog.changes import CatalogChange, DefinitionsChanged
 from journeys_engine.catalog.paging import PageRequest
-from journeys_engine.clock import Clock, ManualClock, SystemClock, format_ms
+from journeys_engine.clock import MAX_INSTANT_MS, Clock, ManualClock, SystemClock, format_ms
 from journeys_engine.errors import (
     FailedPreconditionError,
     FieldViolation,
@@ -205,6 +205,10 @@ class Engine:
                 before now (the clock never goes backwards).
         """
         clock = self._manual()
+        if instant > MAX_INSTANT_MS:
+            raise InvalidArgumentError.single(
+                "time", f"is after {format_ms(MAX_INSTANT_MS)}, the last instant the engine keeps"
+            )
         # Shielded: a caller that gives up (an RPC past its deadline) does not stop
         # the move half-way; it completes as if the caller had waited.
         await asyncio.shield(self._advance_to(clock, instant))
@@ -241,6 +245,10 @@ class Engine:
         """
         if ms <= 0:
             raise InvalidArgumentError.single("by", "must be more than zero")
+        if self.clock.now_ms() + ms > MAX_INSTANT_MS:
+            raise InvalidArgumentError.single(
+                "by", f"goes past {format_ms(MAX_INSTANT_MS)}, the last instant the engine keeps"
+            )
         await self.advance_to(self.clock.now_ms() + ms)
 
     def manual_now(self) -> int:

@@ -145,8 +145,20 @@ def test_send_file_checks_every_line_first_and_reports_refusals_by_line(
     # From stdin, again: every message is a duplicate now.
     out = cli(manual, "send", "-f", "-", stdin="\n".join(lines) + "\n")
     assert out == "sent 5 messages in 1 batches: 0 accepted, 5 duplicates, 0 refused\n"
+    # A pipe can be read only once: it is kept, as stdin is.
+    out = cli(manual, "send", "-f", "/dev/stdin", stdin="\n".join(lines) + "\n")
+    assert out == "sent 5 messages in 1 batches: 0 accepted, 5 duplicates, 0 refused\n"
+    # A message too large for any batch is refused by line; the others still go.
+    huge = {"type": "track", "userId": "huge", "event": "Signed Up", "properties": {}}
+    huge["properties"] = {"blob": "x" * 600_000}
+    late = json.dumps({"type": "track", "userId": "f5", "event": "Signed Up", "messageId": "f-5"})
+    out = cli(
+        manual, "send", "-f", "-", stdin=f"{lines[0]}\n{json.dumps(huge)}\n{late}\n", status=1
+    )
+    assert "-:2: is 600" in out and "too large to send" in out
+    assert "1 accepted, 1 duplicates, 1 refused" in out
     cli(manual, "clock", "advance", "1m")
-    assert sorted(str(c["userId"]) for c in tail(manual)) == [f"f{i}" for i in range(5)]
+    assert sorted(str(c["userId"]) for c in tail(manual)) == [f"f{i}" for i in range(6)]
 
 
 def test_send_refuses_incomplete_options_and_sends_nothing(manual: ServerProcess) -> None:
@@ -157,7 +169,23 @@ def test_send_refuses_incomplete_options_and_sends_nothing(manual: ServerProcess
         (("send", "alias", "-u", "u1"), "--previous-id"),
         (("send", "identify", "x", "-u", "u1"), "identify takes no name"),
         (("send", "track", "E", "-u", "u1", "-p", "novalue"), "neither KEY=VALUE nor a JSON"),
-        (("send", "track", "E", "-u", "u1", "--timestamp", "yesterday"), "--timestamp"),
+        (("send", "track", "E", "-u", "u1", "--timestamp", "yesterday"), "timestamp"),
+        (("send", "track", "E", "-u", "u1", "-p", "n=" + "9" * 400), "cannot be sent"),
+        (("send", "-f", "-", "-u", "u1"), "--user-id describes one message"),
+        (("tail", "hooks", "--from", "9" * 30), "--from"),
+        (("clock", "advance", "99999999999999d"), "DURATION"),
     ]
     for args, reason in cases:
         assert reason in cli(manual, *args, status=2), args
+    surrogate = cli(manual, "send", "track", "E", "-u", "u1", "-p", '{"a": "\\ud800"}', status=2)
+    assert "cannot be sent" in surrogate and "timestamp" not in surrogate
+
+
+def test_the_clock_stops_at_the_last_instant_it_can_write(manual: ServerProcess) -> None:
+    assert cli(manual, "clock", "set", "9999-12-31T00:00:00Z") == "9999-12-31T00:00:00.000Z\n"
+    error = cli(manual, "clock", "advance", "1d", status=1)
+    assert "the last instant the engine keeps" in error
+    assert cli(manual, "clock", "get") == "9999-12-31T00:00:00.000Z\n"
+    # Instants are read exactly, to the millisecond, however far ahead.
+    last = "9999-12-31T23:59:59.999Z"
+    assert cli(manual, "clock", "set", "9999-12-31T23:59:59.999+00:00") == f"{last}\n"

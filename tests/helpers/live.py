@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from journeys.v1 import journey_pb2, subscription_pb2
@@ -37,7 +37,8 @@ DAY = 24 * HOUR
 
 def iso(ms: int) -> str:
     """``ms`` as the engine writes instants: ISO 8601 with milliseconds and Z."""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    instant = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    return instant.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 @contextlib.asynccontextmanager

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 from journeys_client import JourneysClient
@@ -12,9 +12,12 @@ from journeys_cli.context import with_client
 
 __all__ = ["clock"]
 
+_MAX_ADVANCE_MS = 10_000 * 366 * 86_400_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def _iso(ms: int) -> str:
-    instant = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    instant = _EPOCH + timedelta(milliseconds=ms)
     return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -28,7 +31,7 @@ def _instant(text: str) -> int:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+    return (parsed - _EPOCH) // timedelta(milliseconds=1)  # exact, unlike float seconds
 
 
 @click.group()
@@ -64,6 +67,8 @@ async def clock_advance(client: JourneysClient, duration: str) -> None:
     """
     try:
         ms = parse_duration(duration)
+        if ms > _MAX_ADVANCE_MS:
+            raise ValueError(f"{duration!r} is more than 10,000 years")
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="DURATION") from None
     click.echo(_iso(await client.advance_time(ms)))

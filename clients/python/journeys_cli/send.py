@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 import click
@@ -73,6 +75,13 @@ def _one_message(
         raise click.UsageError("group needs --group-id")
     if not user_id and not anonymous_id:
         raise click.UsageError("give --user-id or --anonymous-id (or both)")
+    if timestamp is not None:
+        try:
+            datetime.fromisoformat(timestamp.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(
+                f"{timestamp!r} is not an ISO 8601 instant", param_hint="--timestamp"
+            ) from None
     raw: dict[str, Any] = {"type": kind}
     optional = {
         "messageId": message_id,
@@ -89,8 +98,8 @@ def _one_message(
     raw.update({k: v for k, v in optional.items() if v is not None})
     try:
         segment_message(raw)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--timestamp") from None
+    except (ValueError, TypeError, OverflowError) as err:
+        raise click.UsageError(f"the message cannot be sent: {err}") from None
     return raw
 
 
@@ -118,7 +127,7 @@ def _message(path: str, number: int, line: str) -> dict[str, Any]:
         fail(f"{path}:{number}: a message is a JSON object; nothing was sent")
     try:
         segment_message(value)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, OverflowError) as err:
         fail(f"{path}:{number}: {err}; nothing was sent")
     return value
 
@@ -184,6 +193,18 @@ async def send(
     if path is not None:
         if kind is not None:
             raise click.UsageError("give either a TYPE or --file, not both")
+        given = [
+            option
+            for option, value in (
+                ("--user-id", user_id), ("--anonymous-id", anonymous_id),
+                ("--property", properties), ("--trait", traits), ("--context", contexts),
+                ("--timestamp", timestamp), ("--message-id", message_id),
+                ("--previous-id", previous_id), ("--group-id", group_id),
+            )
+            if value
+        ]  # fmt: skip
+        if given:
+            raise click.UsageError(f"{given[0]} describes one message; with --file, lines do")
         await _send_file(client, path, batch_size)
         return
     if kind is None:
@@ -213,15 +234,16 @@ async def send(
 
 async def _send_file(client: JourneysClient, path: str, batch_size: int) -> None:
     # Two passes: every line is checked before the first is sent, and a large
-    # file is never held in memory (stdin is, as it can be read only once).
-    source: Iterable[tuple[int, str]] = list(_lines(path)) if path == "-" else _lines(path)
+    # file is never held in memory (stdin, a pipe or a FIFO is: it can be read once).
+    once = path == "-" or not os.path.isfile(path)  # noqa: ASYNC240 - reading it blocks too
+    source: Iterable[tuple[int, str]] = list(_lines(path)) if once else _lines(path)
     numbers = []
     for number, line in source:
         _message(path, number, line)
         numbers.append(number)
 
     def messages() -> Iterator[dict[str, Any]]:
-        for number, line in source if path == "-" else _lines(path):
+        for number, line in source if once else _lines(path):
             yield _message(path, number, line)
 
     report = await client.send(messages(), batch_size=batch_size)

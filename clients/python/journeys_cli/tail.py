@@ -11,11 +11,13 @@ from typing import Any
 
 import click
 from journeys.v1 import subscription_pb2
-from journeys_client import JourneysClient
+from journeys_client import JourneysClient, UnavailableError
 
 from journeys_cli.context import with_client
 
 __all__ = ["tail"]
+
+_CLOSE_RETRIES = 20  # half a second apart
 
 
 def _envelope(call: subscription_pb2.DestinationCall) -> dict[str, Any]:
@@ -54,7 +56,11 @@ class _Acker:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self._flush()
+            try:
+                await self._flush()
+            except UnavailableError:  # the server is restarting: acknowledge once it is back
+                await asyncio.sleep(0.5)
+                self._wake.set()
 
     async def _flush(self) -> None:
         if self._printed > self._acked:
@@ -63,11 +69,20 @@ class _Acker:
             self._acked = max(self._acked, target)
 
     async def close(self) -> None:
+        """Stops the background acks and acknowledges the last printed call, retrying
+        for a while if the server is restarting."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._flush()
+        for attempt in range(_CLOSE_RETRIES):
+            try:
+                await self._flush()
+                return
+            except UnavailableError:
+                if attempt == _CLOSE_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.5)
 
 
 @click.command()
@@ -78,13 +93,13 @@ class _Acker:
 @click.option(
     "--from",
     "start",
-    type=click.IntRange(1),
+    type=click.IntRange(1, 2**62),
     help="Start at this sequence (default: after the consumer's last ack).",
 )
 @click.option("-n", "--count", type=click.IntRange(1), help="Stop after this many calls.")
 @click.option(
     "--idle",
-    type=click.FloatRange(0, min_open=True),
+    type=click.FloatRange(0, 10**9, min_open=True),
     help="Stop once no call has come for this many seconds.",
 )
 @click.option("--no-ack", is_flag=True, help="Read without moving the consumer's cursor.")

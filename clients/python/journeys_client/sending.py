@@ -36,7 +36,8 @@ class MessageProblem:
 
 @dataclass(slots=True)
 class SendReport:
-    """What the server acknowledged for a whole send."""
+    """What became of a whole send: batches acknowledged, messages accepted and
+    duplicates, and the refused ones (by the server, or too large for any batch)."""
 
     batches: int = 0
     accepted: int = 0
@@ -44,34 +45,42 @@ class SendReport:
     rejected: list[MessageProblem] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Batch:
-    first: int  # index of its first message in the whole input
+    indexes: list[int]  # of its messages in the whole input
     request: ingest_pb2.IngestRequest
+    generated: set[int] = field(default_factory=set)  # positions whose id the client made
+    sent: int = 0  # times written to a stream
 
 
 def _batches(
-    messages: Iterable[Mapping[str, Any]], space_id: str, batch_size: int
+    messages: Iterable[Mapping[str, Any]], space_id: str, batch_size: int, report: SendReport
 ) -> Iterator[_Batch]:
     size = min(batch_size, MAX_BATCH_MESSAGES)
-    current = ingest_pb2.IngestRequest(space_id=space_id)
-    first = 0
+    current = _Batch([], ingest_pb2.IngestRequest(space_id=space_id))
     count = 0
     for index, raw in enumerate(messages):
         message = segment_message(raw)
         grows = message.ByteSize() + _FRAMING
-        if current.messages and (
-            len(current.messages) >= size or current.ByteSize() + grows > MAX_BATCH_BYTES
+        if grows > MAX_BATCH_BYTES:  # no batch can carry it: refused here, the rest go on
+            problem = FieldViolation("", f"is {grows - _FRAMING} bytes; too large to send")
+            report.rejected.append(MessageProblem(index, (problem,)))
+            continue
+        pending = current.request
+        if pending.messages and (
+            len(pending.messages) >= size or pending.ByteSize() + grows > MAX_BATCH_BYTES
         ):
-            yield _Batch(first, current)
+            yield current
             count += 1
-            current = ingest_pb2.IngestRequest(space_id=space_id)
-            first = index
-        if not current.messages:
-            current.batch_id = str(count)
-        current.messages.append(message)
-    if current.messages:
-        yield _Batch(first, current)
+            current = _Batch([], ingest_pb2.IngestRequest(space_id=space_id))
+        if not current.indexes:
+            current.request.batch_id = str(count)
+        if not raw.get("messageId"):
+            current.generated.add(len(current.indexes))
+        current.indexes.append(index)
+        current.request.messages.append(message)
+    if current.indexes:
+        yield current
 
 
 async def send_messages(
@@ -87,13 +96,14 @@ async def send_messages(
     if batch_size < 1 or window < 1:
         raise ValueError("batch_size and window must be at least 1")
     report = SendReport()
-    source = _batches(messages, space_id, batch_size)
+    source = _batches(messages, space_id, batch_size, report)
     unacked: deque[_Batch] = deque()
     attempt = 0
     while True:
         progress = report.batches
         try:
             await _stream(stub, source, unacked, window, report)
+            report.rejected.sort(key=lambda problem: problem.index)
             return report
         except grpc.aio.AioRpcError as err:
             if err.code() is not grpc.StatusCode.UNAVAILABLE:
@@ -130,12 +140,14 @@ async def _stream(
         written -= 1
 
     while written < len(unacked):  # what an earlier connection left unacknowledged
+        unacked[written].sent += 1
         await call.write(unacked[written].request)
         written += 1
         if written >= window:
             await read_one()
     for batch in source:
         unacked.append(batch)
+        batch.sent += 1
         await call.write(batch.request)
         written += 1
         if written >= window:
@@ -147,8 +159,11 @@ async def _stream(
 
 def _count(batch: _Batch, response: ingest_pb2.IngestResponse, report: SendReport) -> None:
     report.batches += 1
-    report.accepted += response.accepted
-    report.duplicates += len(response.duplicates)
+    # A batch sent again after its ack was lost: an id this client made up can only be
+    # a duplicate of the first attempt, which the server accepted.
+    resent = {i for i in response.duplicates if batch.sent > 1 and i in batch.generated}
+    report.accepted += response.accepted + len(resent)
+    report.duplicates += len(response.duplicates) - len(resent)
     for error in response.errors:
         problems = tuple(FieldViolation(p.field, p.message) for p in error.problems)
-        report.rejected.append(MessageProblem(batch.first + error.index, problems))
+        report.rejected.append(MessageProblem(batch.indexes[error.index], problems))
