@@ -56,8 +56,8 @@ __all__ = [
     "ResourceExhaustedError",
     "Saved",
     "Sink",
-    "StorageError",
     "StoppedError",
+    "StorageError",
     "SystemClock",
     "Unit",
 ]

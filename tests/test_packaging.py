@@ -52,6 +52,7 @@ def test_engine_public_api_is_pinned() -> None:
         "ResourceExhaustedError",
         "Saved",
         "Sink",
+        "StoppedError",
         "StorageError",
         "SystemClock",
         "Unit",
