@@ -129,6 +129,9 @@ def test_send_file_checks_every_line_first_and_reports_refusals_by_line(
     ]
     broken = tmp_path / "broken.jsonl"
     broken.write_text("\n".join([*lines[:2], "{not json", *lines[2:]]) + "\n")
+    listed = json.dumps({"type": "track", "userId": "x", "event": "E", "properties": [[1, 2]]})
+    error = cli(manual, "send", "-f", "-", stdin=f"{lines[0]}\n{listed}\n", status=1)
+    assert "-:2: properties must be a JSON object, not list; nothing was sent" in error
     error = cli(manual, "send", "-f", str(broken), status=1)
     assert f"{broken}:3: not JSON" in error
     assert "nothing was sent" in error
@@ -172,6 +175,7 @@ def test_send_refuses_incomplete_options_and_sends_nothing(manual: ServerProcess
         (("send", "track", "E", "-u", "u1", "--timestamp", "yesterday"), "timestamp"),
         (("send", "track", "E", "-u", "u1", "-p", "n=" + "9" * 400), "cannot be sent"),
         (("send", "-f", "-", "-u", "u1"), "--user-id describes one message"),
+        (("send", "track", "E", "-u", "u1", "--message-id", ""), "--message-id"),
         (("tail", "hooks", "--from", "9" * 30), "--from"),
         (("clock", "advance", "99999999999999d"), "DURATION"),
     ]

@@ -75,6 +75,8 @@ def _one_message(
         raise click.UsageError("group needs --group-id")
     if not user_id and not anonymous_id:
         raise click.UsageError("give --user-id or --anonymous-id (or both)")
+    if message_id == "":
+        raise click.BadParameter("must not be empty", param_hint="--message-id")
     if timestamp is not None:
         try:
             datetime.fromisoformat(timestamp.strip().replace("Z", "+00:00"))

@@ -57,6 +57,8 @@ def segment_message(raw: Mapping[str, Any]) -> ingest_pb2.SegmentMessage:
     for key in ("properties", "traits", "context"):
         value = raw.get(key)
         if value is not None:
+            if not isinstance(value, Mapping):
+                raise ValueError(f"{key} must be a JSON object, not {type(value).__name__}")
             getattr(message, key).update(dict(value))
     for key, field in (("timestamp", "timestamp"), ("sentAt", "sent_at")):
         value = raw.get(key)
