@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -102,6 +102,9 @@ class Engine:
         self._timers: asyncio.Task[None] | None = None
         self._timers_changed = asyncio.Event()
         self._advancing = asyncio.Lock()
+        self._holds = 0  # clock moves and catalog changes holding new messages back
+        self._door = asyncio.Event()
+        self._door.set()
         self._closed = False
 
     @classmethod
@@ -166,6 +169,8 @@ class Engine:
             NotFoundError: the space does not exist.
         """
         await self.spaces.get(space_id)
+        while not self._door.is_set():  # a clock move or catalog change is settling
+            await self._door.wait()
         now = self.clock.now_ms()
         parsed: list[Message] = []
         indexes: list[int] = []
@@ -187,13 +192,23 @@ class Engine:
         return IngestResult(positions, duplicates, errors)
 
     async def settle(self) -> None:
-        """Returns once every message received so far has been applied and committed
-        (those still being written to the log included)."""
-        while True:
-            await self.store.drain()
-            await self.router.settle()
-            if self.store.idle:
-                return
+        """Returns once every message received before the call has been applied and
+        committed (those still being written to the log included)."""
+        await self.store.drain()
+        await self.router.settle()
+
+    @contextlib.asynccontextmanager
+    async def _holding_messages(self) -> AsyncIterator[None]:
+        """New messages wait at the door meanwhile, so that settling ends under steady
+        traffic and nothing is received between the settle and what follows it."""
+        self._holds += 1
+        self._door.clear()
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if not self._holds:
+                self._door.set()
 
     async def advance_to(self, instant: int) -> None:
         """Moves a manual clock to ``instant``, firing every due timer at its own instant.
@@ -214,7 +229,7 @@ class Engine:
         await asyncio.shield(self._advance_to(clock, instant))
 
     async def _advance_to(self, clock: ManualClock, instant: int) -> None:
-        async with self._advancing:
+        async with self._advancing, self._holding_messages():
             now = self.clock.now_ms()
             if instant < now:
                 raise FailedPreconditionError(
@@ -414,6 +429,10 @@ class Engine:
         await asyncio.shield(self._apply_catalog_change(change))
 
     async def _apply_catalog_change(self, change: CatalogChange) -> None:
+        async with self._holding_messages():
+            await self._settled_catalog_change(change)
+
+    async def _settled_catalog_change(self, change: CatalogChange) -> None:
         await self.settle()
         # What fell due before the change happens before it (SPEC §9).
         self.runtime.fire_due(self.clock.now_ms())

@@ -85,6 +85,9 @@ class DurableStore:
         self._links: dict[str, dict[str, str]] = {}  # space -> anonymous id -> user id
         self._appends: list[tuple[str, list[Message], asyncio.Future[list[Logged | None]]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._begun = 0  # appends begun, and of those, handed on (or failed)
+        self._finished = 0
+        self._progress = asyncio.Event()
         self._changed: dict[tuple[str, str], asyncio.Event] = {}
         self._commit_lock = asyncio.Lock()
         self.on_logged: Callable[[str, list[Logged]], Awaitable[None]] | None = None
@@ -127,19 +130,22 @@ class DurableStore:
             return []
         future: asyncio.Future[list[Logged | None]] = asyncio.get_running_loop().create_future()
         self._appends.append((space_id, list(messages), future))
+        self._begun += 1
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_appends())
         return await future
 
-    @property
-    def idle(self) -> bool:
-        """No append is being written to the log or handed on."""
-        return self._writer is None or self._writer.done()
-
     async def drain(self) -> None:
-        """Returns once every append begun so far is logged and handed on."""
-        while self._writer is not None and not self._writer.done():
-            await asyncio.wait({self._writer})
+        """Returns once every append begun before the call is logged and handed on
+        (later ones are not waited for, so steady traffic cannot hold it up)."""
+        target = self._begun
+        while self._finished < target:
+            await self._progress.wait()
+
+    def _finish(self, count: int) -> None:
+        self._finished += count
+        self._progress.set()
+        self._progress = asyncio.Event()
 
     async def _write_appends(self) -> None:
         while self._appends:
@@ -154,6 +160,7 @@ class DurableStore:
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(err)
+                self._finish(len(batch))
                 continue
             for (space_id, anonymous_id), user_id in links.items():
                 self._links.setdefault(space_id, {})[anonymous_id] = user_id
@@ -171,6 +178,8 @@ class DurableStore:
                     if not future.done():  # (a caller that gave up has no one to tell)
                         future.set_exception(err)
                     continue
+                finally:
+                    self._finish(1)
                 if not future.done():
                     future.set_result(logged)
 

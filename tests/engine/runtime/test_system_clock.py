@@ -18,7 +18,7 @@ from journeys_engine.model import (
     WaitDurationStep,
 )
 from journeys_engine.runtime import MemorySink
-from journeys_engine.testing import SteppedClock
+from journeys_engine.testing import FakeClock, SteppedClock
 from tests.helpers.harness import MINUTE, T0, cond
 
 
@@ -63,3 +63,23 @@ async def test_wake_ups_fire_as_time_passes_at_their_own_instants() -> None:
             await engine.advance(MINUTE)
         with pytest.raises(FailedPreconditionError):
             engine.manual_now()
+
+
+async def test_a_manual_clock_move_ends_while_messages_keep_coming() -> None:
+    # Senders always have a message being logged; the move holds new ones at the
+    # door instead of waiting for a quiet moment that never comes.
+    async with await Engine.open(":memory:", clock=FakeClock(T0)) as engine:
+        stop = asyncio.Event()
+
+        async def sender(n: int) -> None:
+            while not stop.is_set():
+                noise = [{"type": "track", "userId": f"n{n}", "event": "Noise"}] * 20
+                await engine.ingest("default", noise)
+
+        senders = [asyncio.create_task(sender(n)) for n in range(4)]
+        try:
+            await asyncio.sleep(0.05)
+            await asyncio.wait_for(engine.advance_to(T0 + MINUTE), 10)
+        finally:
+            stop.set()
+            await asyncio.gather(*senders)
