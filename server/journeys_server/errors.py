@@ -119,16 +119,8 @@ def _handled(
             task = asyncio.ensure_future(method(self, request, context))
             task.add_done_callback(_retrieve)
             return await asyncio.shield(task)
-        except JourneysError as err:
-            await _abort(context, status_for(err))
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            log.exception("unexpected error in %s", method.__qualname__)
-            await _abort(
-                context,
-                status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; see server log"),
-            )
+        except Exception as err:  # noqa: BLE001 - every error becomes a status
+            await _abort_for(context, err, method.__qualname__)
         raise AssertionError("unreachable: abort raises")
 
     return wrapper
@@ -146,18 +138,26 @@ def handle_stream_errors(
         try:
             async for item in method(self, request, context):
                 yield item
-        except JourneysError as err:
-            await _abort(context, status_for(err))
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            log.exception("unexpected error in %s", method.__qualname__)
-            await _abort(
-                context,
-                status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; see server log"),
-            )
+        except Exception as err:  # noqa: BLE001 - every error becomes a status
+            await _abort_for(context, err, method.__qualname__)
 
     return wrapper
+
+
+async def _abort_for(
+    context: grpc.aio.ServicerContext[Req, Resp], err: Exception, where: str
+) -> None:
+    """Ends the call with the status for ``err`` (an abort already under way goes on)."""
+    if isinstance(err, grpc.aio.AbortError):
+        raise err
+    if isinstance(err, JourneysError):
+        await _abort(context, status_for(err))
+        return
+    log.exception("unexpected error in %s", where)
+    await _abort(
+        context,
+        status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; see server log"),
+    )
 
 
 async def _abort(context: grpc.aio.ServicerContext[Req, Resp], status: status_pb2.Status) -> None:

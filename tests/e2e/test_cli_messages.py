@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,12 +37,6 @@ steps:
   type: send_to_destinations
   destinations: [hooks]
 """
-
-
-@pytest.fixture
-def manual(tmp_path: Path) -> Iterator[ServerProcess]:
-    with ServerProcess(tmp_path / "journeys.db", "--manual-clock") as server:
-        yield server
 
 
 def cli(server: ServerProcess, *args: str, stdin: str | None = None, status: int = 0) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -37,14 +36,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[ServerProcess]:
-    with ServerProcess(tmp_path / "journeys.db", "--manual-clock") as server:
-        yield server
-
-
-@pytest.fixture
-async def client(served: ServerProcess) -> AsyncIterator[JourneysClient]:
-    async with connect(served, at=START) as connected:
+async def client(manual: ServerProcess) -> AsyncIterator[JourneysClient]:
+    async with connect(manual, at=START) as connected:
         yield connected
 
 
@@ -175,7 +168,7 @@ async def test_a_message_id_is_forgotten_after_the_dedup_window(client: Journeys
 
 
 async def test_a_batch_over_a_limit_is_refused_whole(
-    served: ServerProcess, client: JourneysClient
+    manual: ServerProcess, client: JourneysClient
 ) -> None:
     await apply_yaml(client, entry_journey("event('Signed Up').count() >= 1"))
     signed = track("u1", "Signed Up")
@@ -215,10 +208,10 @@ async def test_a_stream_acknowledges_every_batch_and_reports_refusals_by_input_i
 
 
 async def test_a_refused_batch_ends_the_stream_after_the_batches_before_it(
-    served: ServerProcess, client: JourneysClient
+    manual: ServerProcess, client: JourneysClient
 ) -> None:
     await apply_yaml(client, entry_journey("event('Signed Up').count() >= 1"))
-    async with grpc.aio.insecure_channel(served.target) as channel:
+    async with grpc.aio.insecure_channel(manual.target) as channel:
         call = ingest_pb2_grpc.IngestServiceStub(channel).IngestStream()
         good = ingest_pb2.IngestRequest(
             space_id="default", batch_id="b1", messages=[segment_message(track("u1", "Signed Up"))]
@@ -235,14 +228,14 @@ async def test_a_refused_batch_ends_the_stream_after_the_batches_before_it(
 
 
 async def test_a_fast_producer_is_held_back_and_server_memory_stays_bounded(
-    served: ServerProcess, client: JourneysClient
+    manual: ServerProcess, client: JourneysClient
 ) -> None:
     """A producer that writes as fast as it can: the server reads the next batch only
     once the last is logged, so what is in flight, and the server's memory, stay
     bounded while far more data goes through."""
     batches, per_batch, pad = 400, 16, "x" * 30_000  # about 190 MB in all
-    _, peak_before = served.memory_kb()
-    async with grpc.aio.insecure_channel(served.target) as channel:
+    _, peak_before = manual.memory_kb()
+    async with grpc.aio.insecure_channel(manual.target) as channel:
         call = ingest_pb2_grpc.IngestServiceStub(channel).IngestStream()
         acked = 0
 
@@ -265,7 +258,7 @@ async def test_a_fast_producer_is_held_back_and_server_memory_stays_bounded(
         await reader
     assert acked == batches
     sent_mb = batches * per_batch * len(pad) / 1e6
-    _, peak_after = served.memory_kb()
+    _, peak_after = manual.memory_kb()
     growth_mb = (peak_after - peak_before) / 1024
     assert most_in_flight <= 40, most_in_flight
     assert growth_mb < sent_mb / 2, (growth_mb, sent_mb)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -59,14 +59,8 @@ steps:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[ServerProcess]:
-    with ServerProcess(tmp_path / "journeys.db", "--manual-clock") as server:
-        yield server
-
-
-@pytest.fixture
-async def client(served: ServerProcess) -> AsyncIterator[JourneysClient]:
-    async with connect(served, at=START) as connected:
+async def client(manual: ServerProcess) -> AsyncIterator[JourneysClient]:
+    async with connect(manual, at=START) as connected:
         await apply_yaml(connected, SIGNED_UP)
         yield connected
 
@@ -153,13 +147,13 @@ async def test_a_stalled_consumer_is_disconnected_without_delaying_another(
 ) -> None:
     with ServerProcess(
         tmp_path / "journeys.db", "--manual-clock", "--subscriber-stall", "1"
-    ) as served:
-        async with connect(served, at=START) as client:
+    ) as manual:
+        async with connect(manual, at=START) as client:
             await apply_yaml(client, SIGNED_UP)
             # The stalled consumer opens its stream on a channel with a small fixed
             # flow-control window, and never reads.
             options = [("grpc.http2.bdp_probe", 0)]
-            async with grpc.aio.insecure_channel(served.target, options=options) as channel:
+            async with grpc.aio.insecure_channel(manual.target, options=options) as channel:
                 stub = subscription_pb2_grpc.SubscriptionServiceStub(channel)
                 stalled = stub.Subscribe(
                     subscription_pb2.SubscribeRequest(
@@ -197,8 +191,8 @@ async def test_a_stalled_consumer_is_disconnected_without_delaying_another(
 async def test_calls_dropped_by_retention_leave_a_gap_record(tmp_path: Path) -> None:
     with ServerProcess(
         tmp_path / "journeys.db", "--manual-clock", "--outbox-retention", "1h"
-    ) as served:
-        async with connect(served, at=START) as client:
+    ) as manual:
+        async with connect(manual, at=START) as client:
             await apply_yaml(client, SIGNED_UP)
             await sign_up(client, "u1", "u2", "u3")
             await read_items(client, "hooks", 3)
@@ -218,8 +212,8 @@ async def test_calls_dropped_by_retention_leave_a_gap_record(tmp_path: Path) -> 
             # An ack past the gap moves the cursor on.
             assert await client.ack("hooks", "partial", 4) == 4
             await read_nothing(client, "hooks", after=4)
-        served.stop()
-    log = "".join(served.output)
+        manual.stop()
+    log = "".join(manual.output)
     # Sequences 2 and 3 had not been acknowledged by every consumer when dropped.
     assert (
         "the outbox retention dropped 2 unacknowledged calls of destination 'hooks' "
@@ -228,7 +222,7 @@ async def test_calls_dropped_by_retention_leave_a_gap_record(tmp_path: Path) -> 
 
 
 async def test_list_members_pages_the_current_members_of_a_send_step(
-    served: ServerProcess, client: JourneysClient
+    manual: ServerProcess, client: JourneysClient
 ) -> None:
     await apply_yaml(client, TRIAL)
     await client.ingest(
@@ -237,7 +231,7 @@ async def test_list_members_pages_the_current_members_of_a_send_step(
     members = await client.list_members("trial", "send")
     assert [m.profile_key for m in members] == ["u3", "u1", "u4"]
     assert [(m.user_id, m.run) for m in members][:1] == [("u3", 1)]
-    async with grpc.aio.insecure_channel(served.target) as channel:
+    async with grpc.aio.insecure_channel(manual.target) as channel:
         stub = subscription_pb2_grpc.SubscriptionServiceStub(channel)
         request = subscription_pb2.ListMembersRequest(
             space_id="default", journey_id="trial", step_id="send", page_size=2
@@ -256,7 +250,7 @@ async def test_list_members_pages_the_current_members_of_a_send_step(
 
 
 async def test_a_subscription_ends_unavailable_when_the_server_stops(
-    served: ServerProcess, client: JourneysClient
+    manual: ServerProcess, client: JourneysClient
 ) -> None:
     await sign_up(client, "u1")
 
@@ -266,7 +260,7 @@ async def test_a_subscription_ends_unavailable_when_the_server_stops(
 
     reader = asyncio.create_task(read_forever())
     await asyncio.sleep(0.3)
-    served.stop()
+    manual.stop()
     with pytest.raises(UnavailableError) as caught:
         await asyncio.wait_for(reader, 30)
     # Ended by the server (not left hanging for the grace period, then cut).
