@@ -170,6 +170,7 @@ def test_send_refuses_incomplete_options_and_sends_nothing(manual: ServerProcess
         (("send", "-f", "-", "-u", "u1"), "--user-id describes one message"),
         (("send", "track", "E", "-u", "u1", "--message-id", ""), "--message-id"),
         (("tail", "hooks", "--from", "9" * 30), "--from"),
+        (("tail", "hooks", "--idle", "nan"), "--idle"),
         (("clock", "advance", "99999999999999d"), "DURATION"),
     ]
     for args, reason in cases:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -131,6 +132,8 @@ async def tail(
       journeys tail braze
       journeys tail braze --consumer audit --from 1 --count 100 --envelope
     """
+    if idle is not None and math.isnan(idle):
+        raise click.BadParameter("must be a number of seconds", param_hint="--idle")
     after = None if start is None else start - 1
     acker = _Acker(client, destination, consumer)
     printed = 0
