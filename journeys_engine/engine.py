@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 from journeys_engine.catalog import CatalogContext, Definitions, Journeys, Page, Spaces
 from journeys_engine.catalog.changes import CatalogChange, DefinitionsChanged
-from journeys_engine.catalog.paging import PageRequest
 from journeys_engine.clock import MAX_INSTANT_MS, Clock, ManualClock, SystemClock, format_ms
 from journeys_engine.errors import (
     FailedPreconditionError,
@@ -30,13 +29,14 @@ from journeys_engine.model.definitions import (
 )
 from journeys_engine.model.journey import Journey, JourneyStatus
 from journeys_engine.model.limits import Limits
+from journeys_engine.reporting import Reporting
 from journeys_engine.runtime import Router, Runtime, Sink
 from journeys_engine.runtime.router import Batch
 from journeys_engine.store.catalog import CatalogRows
 from journeys_engine.store.database import Database
 from journeys_engine.store.durable import DurableStore
 
-__all__ = ["Engine", "EngineSettings", "IngestResult", "Member"]
+__all__ = ["Engine", "EngineSettings", "IngestResult"]
 
 log = logging.getLogger("journeys_engine")
 
@@ -72,6 +72,7 @@ class Engine:
         spaces: Spaces (tenants).
         journeys: Journeys and their lifecycle.
         definitions: Audiences, computed traits and destinations.
+        reporting: Counts, who is at a step, profiles and their timelines.
         clock: The clock every time-based rule reads.
         settings: The settings it was opened with.
     """
@@ -95,6 +96,9 @@ class Engine:
         self.journeys = Journeys(ctx)
         self.definitions = Definitions(ctx)
         self.runtime = Runtime()
+        self.reporting = Reporting(
+            self.spaces, self.journeys, self.runtime, self.store, self.settle
+        )
         self.router = Router(
             self._apply_batch, shards=settings.shards, capacity=settings.shard_capacity
         )
@@ -356,40 +360,6 @@ class Engine:
                 changed.cancel()
                 passed.cancel()
 
-    # Outputs
-
-    async def members(
-        self,
-        space_id: str,
-        journey_id: str,
-        step_id: str,
-        *,
-        page_size: int = 0,
-        page_token: str = "",
-    ) -> Page[Member]:
-        """The current members of a send step, in joining order, paged.
-
-        Raises:
-            NotFoundError: no such space or journey.
-            InvalidArgumentError: the step is not a send step of the journey.
-        """
-        journey = await self.journeys.get(space_id, journey_id)
-        if not any(s.id == step_id for s in journey.send_steps()):
-            raise InvalidArgumentError.single(
-                "step_id", f"{step_id!r} is not a send step of journey {journey_id!r}"
-            )
-        request = PageRequest.parse(page_size, page_token)
-        space = self.runtime.space(space_id)
-        found = list(space.members_of(journey_id, step_id).items())
-        rows = []
-        for offset, (actor_id, run) in enumerate(
-            found[request.after : request.after + request.size + 1]
-        ):
-            actor = space.actors[actor_id]
-            member = Member(actor.key, actor.user_id, actor.anonymous_id, run)
-            rows.append((request.after + offset + 1, member))
-        return request.page(rows)
-
     # The runtime follows the catalog
 
     async def _load_runtime(self) -> None:
@@ -493,16 +463,6 @@ class IngestResult:
     def accepted(self) -> int:
         """Messages committed to the log."""
         return sum(p is not None for p in self.positions)
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """A current member of a send step."""
-
-    profile_key: str
-    user_id: str | None
-    anonymous_id: str | None
-    run: int
 
 
 async def _all(fetch: Callable[[str], Awaitable[Page[T]]]) -> list[T]:

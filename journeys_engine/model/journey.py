@@ -183,6 +183,19 @@ class Journey:
                 return step
         raise LookupError(f"journey {self.id!r} has no entry step")
 
+    def tree_order(self) -> list[Step]:
+        """The steps in a depth-first walk from the entry, children and branches in
+        declared order (steps not reachable from the entry are left out)."""
+        steps = {s.id: s for s in self.steps}
+        order: list[Step] = []
+        pending = [self.entry.id]
+        while pending:
+            step = steps[pending.pop()]
+            order.append(step)
+            children = [c for _, c in child_refs(step) if c is not None and c in steps]
+            pending.extend(reversed(children))
+        return order
+
     def send_steps(self) -> tuple[SendToDestinationsStep, ...]:
         """The send steps, in declared order."""
         return tuple(s for s in self.steps if isinstance(s, SendToDestinationsStep))

@@ -55,6 +55,7 @@ class Run:
         number: 1, 2, … per (journey, profile).
         entered_at: The entry instant.
         joined: Steps joined, in the order joined.
+        joined_at: The instant each of ``joined`` was joined.
         memberships: Send steps joined, in the order joined.
         waits: Steps the run is held at, by step id.
     """
@@ -64,6 +65,7 @@ class Run:
     joined: list[str] = field(default_factory=list)
     memberships: list[str] = field(default_factory=list)
     waits: dict[str, Wait] = field(default_factory=dict)
+    joined_at: list[int] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,7 @@ class Run:
             "joined": self.joined,
             "memberships": self.memberships,
             "waits": {step: wait.to_data() for step, wait in self.waits.items()},
+            "joined_at": self.joined_at,
         }
 
     @classmethod
@@ -82,6 +85,8 @@ class Run:
             list(data["joined"]),
             list(data["memberships"]),
             {step: Wait.from_data(w) for step, w in data["waits"].items()},
+            # (snapshots written before join instants were kept: the entry instant)
+            list(data.get("joined_at") or [data["entered_at"]] * len(data["joined"])),
         )
 
 
@@ -139,6 +144,7 @@ class Actor:
 
     Attributes:
         key: The profile key: its user id, or its anonymous id when it has none.
+        id: The runtime's id for it: ``u:USER`` or ``a:ANONYMOUS``.
         user_id: The user id, or None for an anonymous profile.
         anonymous_id: The first anonymous id recorded for it.
         conditions: Traits, leaf states, audiences and computed traits.
@@ -152,6 +158,7 @@ class Actor:
         "anonymous_id",
         "conditions",
         "groups",
+        "id",
         "journeys",
         "key",
         "position",
@@ -161,6 +168,7 @@ class Actor:
 
     def __init__(self, key: str, user_id: str | None, anonymous_id: str | None) -> None:
         self.key = key
+        self.id = f"u:{user_id}" if user_id is not None else f"a:{key}"
         self.user_id = user_id
         self.anonymous_id = anonymous_id
         self.position = 0

@@ -25,7 +25,6 @@ from journeys_engine.model.journey import (
     Step,
     TrueFalseSplitStep,
     WaitConditionStep,
-    child_refs,
 )
 
 __all__ = ["LiveJourney"]
@@ -82,13 +81,8 @@ class LiveJourney:
             since=journey.publish_time_ms,
             entry_since=None if entry_step.use_historical_data else journey.publish_time_ms,
         )
-        steps = live.steps = {s.id: s for s in journey.steps}
-        pending = [entry_step.id]
-        while pending:
-            step_id = pending.pop()
-            live.order[step_id] = len(live.order)
-            children = [c for _, c in child_refs(steps[step_id]) if c is not None]
-            pending.extend(reversed(children))
+        live.steps = {s.id: s for s in journey.steps}
+        live.order = {step.id: i for i, step in enumerate(journey.tree_order())}
         live.entry = _tree(entry_step.condition.text)
         if journey.settings.exit_condition is not None:
             live.exit_condition = _tree(journey.settings.exit_condition.text)

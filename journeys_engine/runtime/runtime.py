@@ -22,6 +22,7 @@ from journeys_engine.runtime.identity import Logged
 from journeys_engine.runtime.outputs import Output
 from journeys_engine.runtime.space import ActorKey, SpaceRuntime
 from journeys_engine.runtime.stats import JourneyStats
+from journeys_engine.runtime.timeline import TimelineEntry
 from journeys_engine.runtime.wheel import TimerWheel
 
 __all__ = ["ActorSnapshot", "Runtime", "Unit"]
@@ -48,6 +49,8 @@ class Unit:
         outputs: Destination calls produced, in order.
         positions: Log positions of the messages applied.
         stats: Journey counts changed (None: the journey is gone), by (space id, journey id).
+        timeline: Transitions made, in order: (space id, actor id, entry).
+        forgotten: Journeys whose timelines go with them (deleted): (space id, journey id).
     """
 
     actors: dict[ActorKey, Actor] = field(default_factory=dict)
@@ -55,6 +58,8 @@ class Unit:
     outputs: list[Output] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     stats: dict[tuple[str, str], JourneyStats | None] = field(default_factory=dict)
+    timeline: list[tuple[str, str, TimelineEntry]] = field(default_factory=list)
+    forgotten: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def position(self) -> int:
@@ -62,7 +67,14 @@ class Unit:
         return max(self.positions, default=0)
 
     def __bool__(self) -> bool:
-        return bool(self.actors or self.outputs or self.positions or self.stats)
+        return bool(
+            self.actors
+            or self.outputs
+            or self.positions
+            or self.stats
+            or self.timeline
+            or self.forgotten
+        )
 
 
 def _snapshot(actor: Actor) -> ActorSnapshot:

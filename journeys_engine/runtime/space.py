@@ -4,13 +4,14 @@ Applying a message to a profile updates, in order (SPEC §5.4): its identity
 and traits, its events, its computed traits and audiences (in dependency
 order), then each journey in creation order. A wake-up does the same without
 a message. Afterwards the profile's next wake-up is handed to the shared
-timer wheel.
+timer wheel. What happens is recorded, with its cause, on the profile's
+timeline.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from journeys_engine.conditions.ast import BoolNode, EventAggregate
@@ -23,8 +24,18 @@ from journeys_engine.runtime.actor import Actor
 from journeys_engine.runtime.identity import Logged, profile_id
 from journeys_engine.runtime.live import LiveJourney
 from journeys_engine.runtime.outputs import Change, build_output
+from journeys_engine.runtime.roster import Roster
 from journeys_engine.runtime.stats import JourneyStats
 from journeys_engine.runtime.steps import StepRunner
+from journeys_engine.runtime.timeline import (
+    DEFINITIONS,
+    JOURNEY,
+    TIMER,
+    Cause,
+    CauseKind,
+    EntryKind,
+    TimelineEntry,
+)
 from journeys_engine.runtime.wheel import TimerWheel
 
 if TYPE_CHECKING:
@@ -54,8 +65,9 @@ class SpaceRuntime:
         self._definition_texts: tuple[tuple[tuple[str, str], ...], ...] = ((), ())
         self.destinations: dict[str, Destination] = {}
         self.actors: dict[str, Actor] = {}
-        self.members: dict[tuple[str, str], dict[str, int]] = {}
+        self.roster = Roster()
         self.stats: dict[str, JourneyStats] = {}
+        self.cause = TIMER  # what the transitions being made now follow from
         self.runner = StepRunner(self)
 
     # Definitions and journeys
@@ -95,6 +107,7 @@ class SpaceRuntime:
         for actor in self.actors.values():
             if actor.journeys:
                 self._catch_up(actor, now)
+                self.cause = DEFINITIONS
                 self._step(actor, now, event=None, all_journeys=True)
 
     def put_journey(self, journey: Journey, now: int) -> None:
@@ -131,8 +144,8 @@ class SpaceRuntime:
             live.unregister(self.conditions.index)
         self.stats.pop(journey_id, None)
         self.unit().stats[(self.space_id, journey_id)] = None
-        for key in [k for k in self.members if k[0] == journey_id]:
-            del self.members[key]
+        self.unit().forgotten.append((self.space_id, journey_id))
+        self.roster.drop_journey(journey_id)
         for actor_id, actor in self.actors.items():
             if actor.journeys.pop(journey_id, None) is not None:
                 self.unit().actors[(self.space_id, actor_id)] = actor
@@ -146,7 +159,8 @@ class SpaceRuntime:
             added = [d for d in step.destination_ids if d not in had]
             if not added:
                 continue
-            for actor_id, run in list(self.members.get((new.id, step.id), {}).items()):
+            self.cause = JOURNEY
+            for actor_id, run in list(self.roster.at(new.id, step.id).items()):
                 actor = self.actors[actor_id]
                 for destination_id in added:
                     self._send(actor, new, step, destination_id, run, Change.ENTERED, now)
@@ -159,21 +173,33 @@ class SpaceRuntime:
         self.unit().stats[(self.space_id, journey_id)] = stats
         return stats
 
+    def record(
+        self,
+        actor: Actor,
+        journey_id: str,
+        run: int,
+        kind: EntryKind,
+        step_id: str | None,
+        at: int,
+        **detail: object,
+    ) -> None:
+        """Notes a transition on the profile's timeline, with the current cause."""
+        entry = TimelineEntry(at, journey_id, run, kind, step_id, self.cause, detail)
+        self.unit().timeline.append((self.space_id, actor.id, entry))
+
     def join_membership(
         self, actor: Actor, live: LiveJourney, step: SendToDestinationsStep, run: int, t: int
     ) -> None:
         """The profile became a member of a send step: each destination gets "entered"."""
-        self.members.setdefault((live.id, step.id), {})[_actor_id_of(actor)] = run
         for destination_id in step.destination_ids:
             self._send(actor, live, step, destination_id, run, Change.ENTERED, t)
 
     def leave_membership(
-        self, actor: Actor, live: LiveJourney, step_id: str, run: int, t: int, *, send: bool
+        self, actor: Actor, live: LiveJourney, step_id: str, run: int, t: int
     ) -> None:
-        """The profile's run ended: each destination gets "exited" when ``send``."""
-        self.members.get((live.id, step_id), {}).pop(_actor_id_of(actor), None)
+        """The profile's run ended: each destination gets "exited"."""
         step = live.steps.get(step_id)
-        if send and isinstance(step, SendToDestinationsStep):
+        if isinstance(step, SendToDestinationsStep):
             for destination_id in step.destination_ids:
                 self._send(actor, live, step, destination_id, run, Change.EXITED, t)
 
@@ -192,21 +218,24 @@ class SpaceRuntime:
         destination = self.destinations.get(destination_id)
         if destination is None:
             return
-        self.unit().outputs.append(
-            build_output(
-                space_id=self.space_id,
-                destination=destination,
-                journey_id=live.id,
-                step_id=step.id,
-                key=step.key,
-                profile_key=actor.key,
-                user_id=actor.user_id,
-                anonymous_id=actor.anonymous_id,
-                run=run,
-                change=change,
-                at=at,
-            )
+        output = build_output(
+            space_id=self.space_id,
+            destination=destination,
+            journey_id=live.id,
+            step_id=step.id,
+            key=step.key,
+            profile_key=actor.key,
+            user_id=actor.user_id,
+            anonymous_id=actor.anonymous_id,
+            run=run,
+            change=change,
+            at=at,
         )
+        self.unit().outputs.append(output)
+        self.record(
+            actor, live.id, run, EntryKind.SENT, step.id, at,
+            destination_id=destination_id, message_id=output.message_id, change=change.value,
+        )  # fmt: skip
 
     # Profiles
 
@@ -232,6 +261,7 @@ class SpaceRuntime:
         if actor.anonymous_id is None and message.anonymous_id is not None:
             actor.anonymous_id = message.anonymous_id  # the first one recorded (SPEC §7)
         actor.position = logged.position
+        self.cause = Cause(CauseKind.MESSAGE, message.message_id, message.type.value, message.event)
         conditions = actor.conditions
         event: str | None = None
         match message.type:
@@ -259,6 +289,7 @@ class SpaceRuntime:
     def _catch_up(self, actor: Actor, upto: int) -> None:
         while actor.wake_at is not None and actor.wake_at <= upto:
             at = actor.wake_at
+            self.cause = TIMER
             self._step(actor, at, event=None, all_journeys=True)
             if actor.wake_at is not None and actor.wake_at <= at:
                 break  # (a wake-up never schedules one at or before itself)
@@ -283,24 +314,33 @@ class SpaceRuntime:
                 runner.process(actor, live, t)
                 state = actor.journeys[live.id]
             wake = earliest(wake, runner.next_due(state, live))
-        key = (self.space_id, _actor_id_of(actor))
+        key = (self.space_id, actor.id)
         actor.wake_at = wake
         self.wheel.schedule(key, wake)
         self.unit().actors[key] = actor
 
-    def restore(self, actor_id: str, actor: Actor, wake_at: int | None) -> None:
-        """Puts back a profile from its snapshot: its memberships and its wake-up."""
-        self.actors[actor_id] = actor
-        actor.wake_at = wake_at
-        self.wheel.schedule((self.space_id, actor_id), wake_at)
-        for journey_id, state in actor.journeys.items():
-            if state.run is not None:
-                for step_id in state.run.memberships:
-                    self.members.setdefault((journey_id, step_id), {})[actor_id] = state.run.number
-
-    def members_of(self, journey_id: str, step_id: str) -> Mapping[str, int]:
-        """Current members of a send step: actor id -> run number, in joining order."""
-        return self.members.get((journey_id, step_id), {})
+    def restore(self, actors: Iterable[tuple[Actor, int | None]]) -> None:
+        """Puts back profiles from their snapshots (with their wake-ups), and who is
+        at each step, in the order they came (ties in the order given)."""
+        arrivals: list[tuple[int, str, str, Actor, int, bool]] = []
+        for actor, wake_at in actors:
+            self.actors[actor.id] = actor
+            actor.wake_at = wake_at
+            self.wheel.schedule((self.space_id, actor.id), wake_at)
+            for journey_id, state in actor.journeys.items():
+                run = state.run
+                if run is None:
+                    continue
+                for step_id, at in zip(run.joined, run.joined_at, strict=True):
+                    arrivals.append(
+                        (at, journey_id, step_id, actor, run.number, step_id in run.waits)
+                    )
+        arrivals.sort(key=lambda a: a[0])  # (stable)
+        roster = self.roster
+        for _, journey_id, step_id, actor, number, waiting in arrivals:
+            roster.join(journey_id, step_id, actor.id, number)
+            if waiting:
+                roster.hold(journey_id, step_id, actor.id, number)
 
     def actor(self, user_id: str | None = None, anonymous_id: str | None = None) -> Actor | None:
         """The profile with this user id (or, without one, this anonymous id)."""
@@ -309,7 +349,3 @@ class SpaceRuntime:
     def describe(self) -> dict[str, Any]:
         """Sizes, for metrics and benchmarks."""
         return {"actors": len(self.actors), "journeys": len(self.journeys)}
-
-
-def _actor_id_of(actor: Actor) -> str:
-    return profile_id(actor.user_id, None if actor.user_id is not None else actor.anonymous_id)

@@ -16,12 +16,22 @@ class StepStats:
         waiting: Runs held at the step now.
         joined_runs: Runs that ever joined it.
         joined_users: Profiles that ever joined it.
+        branches: Runs that took each side of a split: ``[true, false]`` for a
+            true/false split, one per branch in declared order for a
+            multi-branch split; empty for other steps.
     """
 
     members: int = 0
     waiting: int = 0
     joined_runs: int = 0
     joined_users: int = 0
+    branches: list[int] = field(default_factory=list)
+
+    def took(self, branch: int) -> None:
+        """A run took branch ``branch`` (0 is a true/false split's true side)."""
+        if len(self.branches) <= branch:
+            self.branches.extend([0] * (branch + 1 - len(self.branches)))
+        self.branches[branch] += 1
 
 
 @dataclass(slots=True)

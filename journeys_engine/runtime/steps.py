@@ -5,7 +5,8 @@
 run is held at, in tree order; or, outside a run, entry. Arrivals cascade at
 once, depth-first, children and branches in declared order. Every condition is
 evaluated with its re-check instant, kept so the profile can be woken exactly
-when something may change.
+when something may change. Each transition is counted (SPEC §8), placed in the
+space's roster, and recorded on the profile's timeline.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from journeys_engine.model.journey import (
 )
 from journeys_engine.runtime.actor import Actor, JourneyState, Run, Wait, WaitKind
 from journeys_engine.runtime.live import LiveJourney
+from journeys_engine.runtime.timeline import CauseKind, EntryKind
 
 if TYPE_CHECKING:
     from journeys_engine.runtime.space import SpaceRuntime
@@ -61,12 +63,12 @@ class StepRunner:
     ) -> bool:
         settings = live.journey.settings
         if settings.exit_after_ms is not None and t >= run.entered_at + settings.exit_after_ms:
-            self.end_run(actor, live, state, t, send=True)
+            self.end_run(actor, live, state, t, reason="exit_after")
             return True
         if live.exit_condition is not None:
             holds, state.exit_recheck = self._eval(live.exit_condition, actor, t, live.since)
             if holds:
-                self.end_run(actor, live, state, t, send=True)
+                self.end_run(actor, live, state, t, reason="exit_condition")
                 return True
         return False
 
@@ -106,21 +108,32 @@ class StepRunner:
             stats.entered_users += 1
         stats.entered_runs += 1
         stats.in_progress += 1
+        self.space.record(actor, live.id, run.number, EntryKind.ENTERED, None, t)
         self._arrive(actor, live, state, run, live.journey.entry.id, t)
 
     def end_run(
-        self, actor: Actor, live: LiveJourney, state: JourneyState, t: int, *, send: bool
+        self,
+        actor: Actor,
+        live: LiveJourney,
+        state: JourneyState,
+        t: int,
+        *,
+        reason: str,
     ) -> None:
-        """Ends the current run: leaves every step, membership exits sent when ``send``."""
+        """Ends the current run (``exit_after`` or ``exit_condition``): it leaves every
+        step, and each send step's destinations get "exited"."""
         run = state.run
         assert run is not None
-        stats = self.space.stats_of(live.id)
+        space = self.space
+        stats = space.stats_of(live.id)
+        space.record(actor, live.id, run.number, EntryKind.EXITED, None, t, reason=reason)
         for step_id in run.memberships:
-            self.space.leave_membership(actor, live, step_id, run.number, t, send=send)
+            space.leave_membership(actor, live, step_id, run.number, t)
         for step_id in run.joined:
             stats.step(step_id).members -= 1
         for step_id in run.waits:
             stats.step(step_id).waiting -= 1
+        space.roster.leave(live.id, actor.id, run.joined, run.waits)
         stats.in_progress -= 1
         stats.exited_runs += 1
         state.run = None
@@ -135,9 +148,13 @@ class StepRunner:
         self, actor: Actor, live: LiveJourney, state: JourneyState, run: Run, step_id: str, t: int
     ) -> None:
         step = live.step(step_id)
-        stats = self.space.stats_of(live.id)
+        space = self.space
+        stats = space.stats_of(live.id)
         step_stats = stats.step(step_id)
         run.joined.append(step_id)
+        run.joined_at.append(t)
+        space.roster.join(live.id, step_id, actor.id, run.number)
+        space.record(actor, live.id, run.number, EntryKind.ARRIVED, step_id, t)
         step_stats.members += 1
         step_stats.joined_runs += 1
         if step_id not in state.ever_joined:
@@ -145,15 +162,23 @@ class StepRunner:
             step_stats.joined_users += 1
         match step:
             case WaitDurationStep():
-                self._hold(live, run, step_id, Wait(WaitKind.DURATION, t + step.duration_ms))
+                self._hold(
+                    actor, live, run, step_id, Wait(WaitKind.DURATION, t + step.duration_ms), t
+                )
             case WaitConditionStep():
                 holds, recheck = self._eval(live.conditions[step_id], actor, t, live.since)
                 if holds:
+                    self._passed(actor, live, run, step_id, t, "condition")
                     self._next(actor, live, state, run, step.next_step_id, t)
                 else:
-                    self._hold(live, run, step_id, Wait(WaitKind.CONDITION, recheck))
+                    self._hold(actor, live, run, step_id, Wait(WaitKind.CONDITION, recheck), t)
             case TrueFalseSplitStep():
                 holds, _ = self._eval(live.conditions[step_id], actor, t, live.since)
+                step_stats.took(0 if holds else 1)
+                space.record(
+                    actor, live.id, run.number, EntryKind.SPLIT, step_id, t,
+                    branch="true" if holds else "false",
+                )  # fmt: skip
                 child = step.true_step_id if holds else step.false_step_id
                 self._next(actor, live, state, run, child, t)
             case MultiBranchSplitStep():
@@ -162,7 +187,9 @@ class StepRunner:
                     actor, live, state, run, step, wait, range(len(step.branches)), t
                 )
                 if wait.untaken:
-                    self._hold(live, run, step_id, wait)
+                    self._hold(actor, live, run, step_id, wait, t)
+                else:
+                    self._passed(actor, live, run, step_id, t, "branches")
             case SendToDestinationsStep():
                 run.memberships.append(step_id)
                 self.space.join_membership(actor, live, step, run.number, t)
@@ -182,13 +209,48 @@ class StepRunner:
         if child is not None and state.run is run:
             self._arrive(actor, live, state, run, child, t)
 
-    def _hold(self, live: LiveJourney, run: Run, step_id: str, wait: Wait) -> None:
+    def _hold(
+        self, actor: Actor, live: LiveJourney, run: Run, step_id: str, wait: Wait, t: int
+    ) -> None:
         run.waits[step_id] = wait
-        self.space.stats_of(live.id).step(step_id).waiting += 1
+        space = self.space
+        space.stats_of(live.id).step(step_id).waiting += 1
+        space.roster.hold(live.id, step_id, actor.id, run.number)
+        detail: dict[str, object]
+        if wait.kind is WaitKind.DURATION:
+            detail = {"until": wait.due}
+        elif wait.kind is WaitKind.CONDITION:
+            detail = {"recheck_at": wait.due}
+        else:
+            detail = {"recheck_at": wait.due, "branches": list(wait.untaken)}
+        space.record(actor, live.id, run.number, EntryKind.WAITING, step_id, t, **detail)
 
-    def _release(self, live: LiveJourney, run: Run, step_id: str) -> None:
+    def _release(
+        self, actor: Actor, live: LiveJourney, run: Run, step_id: str, t: int, reason: str
+    ) -> None:
         del run.waits[step_id]
         self.space.stats_of(live.id).step(step_id).waiting -= 1
+        self.space.roster.release(live.id, step_id, actor.id)
+        self._passed(actor, live, run, step_id, t, reason)
+
+    def _passed(
+        self, actor: Actor, live: LiveJourney, run: Run, step_id: str, t: int, reason: str
+    ) -> None:
+        self.space.record(actor, live.id, run.number, EntryKind.PASSED, step_id, t, reason=reason)
+
+    def _rechecked(
+        self, actor: Actor, live: LiveJourney, run: Run, step_id: str, due: int | None, t: int
+    ) -> None:
+        """A wait whose own re-check fell due still holds the run: noted with the next one.
+
+        (Re-checks prompted by messages are not noted: a wait is looked at on
+        every message that can change it, and the timeline would fill with them.)
+        """
+        if due is not None and due <= t and self.space.cause.kind is CauseKind.TIMER:
+            wait = run.waits[step_id]
+            self.space.record(
+                actor, live.id, run.number, EntryKind.RECHECKED, step_id, t, recheck_at=wait.due
+            )
 
     def _take_branches(
         self,
@@ -208,6 +270,11 @@ class StepRunner:
         for i in candidates:
             holds, at = self._eval(conditions[i], actor, t, live.since)
             if holds:
+                self.space.stats_of(live.id).step(step.id).took(i)
+                self.space.record(
+                    actor, live.id, run.number, EntryKind.BRANCH_TAKEN, step.id, t,
+                    branch=step.branches[i].name, index=i,
+                )  # fmt: skip
                 self._next(actor, live, state, run, step.branches[i].next_step_id, t)
             else:
                 untaken.append(i)
@@ -226,17 +293,23 @@ class StepRunner:
             match step:
                 case WaitDurationStep():
                     if wait.due is not None and wait.due <= t:
-                        self._release(live, run, step_id)
+                        self._release(actor, live, run, step_id, wait.due, "duration")
                         self._next(actor, live, state, run, step.next_step_id, wait.due)
                 case WaitConditionStep():
+                    due = wait.due
                     holds, wait.due = self._eval(live.conditions[step_id], actor, t, live.since)
                     if holds:
-                        self._release(live, run, step_id)
+                        self._release(actor, live, run, step_id, t, "condition")
                         self._next(actor, live, state, run, step.next_step_id, t)
+                    else:
+                        self._rechecked(actor, live, run, step_id, due, t)
                 case MultiBranchSplitStep():
+                    due = wait.due
                     self._take_branches(actor, live, state, run, step, wait, wait.untaken, t)
                     if not wait.untaken:
-                        self._release(live, run, step_id)
+                        self._release(actor, live, run, step_id, t, "branches")
+                    elif state.run is run:
+                        self._rechecked(actor, live, run, step_id, due, t)
 
     # Wake-ups
 

@@ -32,6 +32,7 @@ from journeys_engine.runtime.identity import Logged, resolve
 from journeys_engine.runtime.outputs import Change
 from journeys_engine.runtime.runtime import Runtime, Unit
 from journeys_engine.runtime.stats import JourneyStats, StepStats
+from journeys_engine.runtime.timeline import TimelineEntry
 from journeys_engine.store.catalog import CatalogRows
 from journeys_engine.store.database import Database, Tx
 
@@ -320,6 +321,22 @@ class DurableStore:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     outbox_rows,
                 )
+            if unit.forgotten:
+                await tx.executemany(
+                    "DELETE FROM timeline WHERE space_id = ? AND journey_id = ?", unit.forgotten
+                )
+            if unit.timeline:
+                await tx.executemany(
+                    "INSERT INTO timeline (space_id, actor_id, at, journey_id, run, kind, "
+                    "step_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            space_id, actor_id, e.at, e.journey_id, e.run, e.kind.value,
+                            e.step_id, _dumps(e.data()),
+                        )
+                        for space_id, actor_id, e in unit.timeline
+                    ],
+                )  # fmt: skip
             if floor != self._floor:
                 await CatalogRows(tx).set_meta(_FLOOR_KEY, str(floor))
         self._sequences = sequences
@@ -345,11 +362,13 @@ class DurableStore:
             rows = await tx.fetchall(
                 "SELECT space_id, actor_id, position, wake_at, data FROM actors"
             )
-        for space_id, actor_id, position, wake_at, data in rows:
-            space = runtime.space(space_id)
-            actor = Actor.from_data(json.loads(data), space.conditions.index)
+        by_space: dict[str, list[tuple[Actor, int | None]]] = {}
+        for space_id, _, position, wake_at, data in rows:
+            actor = Actor.from_data(json.loads(data), runtime.space(space_id).conditions.index)
             actor.position = int(position)
-            space.restore(actor_id, actor, wake_at)
+            by_space.setdefault(space_id, []).append((actor, wake_at))
+        for space_id, actors in by_space.items():
+            runtime.space(space_id).restore(actors)
 
     async def unapplied(self) -> list[tuple[str, Logged]]:
         """The log after the applied floor, in order: (space, message as logged)."""
@@ -365,6 +384,34 @@ class DurableStore:
             found.append((space_id, Logged(int(position), actor, message)))
             self._pending_positions.add(int(position))
         return found
+
+    def linked_user(self, space_id: str, anonymous_id: str) -> str | None:
+        """The user id an anonymous id is linked to, if any."""
+        return self._links.get(space_id, {}).get(anonymous_id)
+
+    # Timelines
+
+    async def timeline(
+        self, space_id: str, actor_id: str, journey_id: str | None, after: int, limit: int
+    ) -> list[TimelineEntry]:
+        """The profile's timeline entries after sequence ``after``, in order, at most
+        ``limit``; only one journey's when ``journey_id`` is given."""
+        query = (
+            "SELECT sequence, at, journey_id, run, kind, step_id, data FROM timeline "
+            "WHERE space_id = ? AND actor_id = ? AND sequence > ?"
+        )
+        args: list[object] = [space_id, actor_id, after]
+        if journey_id is not None:
+            query += " AND journey_id = ?"
+            args.append(journey_id)
+        async with self._db.read() as tx:
+            rows = await tx.fetchall(f"{query} ORDER BY sequence LIMIT ?", (*args, limit))
+        return [
+            TimelineEntry.from_row(
+                int(r[0]), int(r[1]), r[2], int(r[3]), r[4], r[5], json.loads(r[6])
+            )
+            for r in rows
+        ]
 
     # Outbox and cursors
 
@@ -492,7 +539,7 @@ def _stats_data(stats: JourneyStats) -> dict[str, Any]:
         "in_progress": stats.in_progress,
         "exited_runs": stats.exited_runs,
         "steps": {
-            step: [s.members, s.waiting, s.joined_runs, s.joined_users]
+            step: [s.members, s.waiting, s.joined_runs, s.joined_users, s.branches]
             for step, s in stats.steps.items()
         },
     }
@@ -504,5 +551,14 @@ def _stats_from(data: dict[str, Any]) -> JourneyStats:
         data["entered_runs"],
         data["in_progress"],
         data["exited_runs"],
-        {step: StepStats(*values) for step, values in data["steps"].items()},
+        {
+            step: StepStats(
+                members=values[0],
+                waiting=values[1],
+                joined_runs=values[2],
+                joined_users=values[3],
+                branches=list(values[4]) if len(values) > 4 else [],
+            )
+            for step, values in data["steps"].items()
+        },
     )

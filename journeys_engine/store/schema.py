@@ -166,4 +166,23 @@ _V2 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+_V3 = (
+    # Each profile's timeline (SPEC §8): every transition, in order, with its cause.
+    """
+    CREATE TABLE timeline (
+        sequence INTEGER PRIMARY KEY,
+        space_id TEXT NOT NULL,
+        actor_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        journey_id TEXT NOT NULL,
+        run INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        step_id TEXT,
+        data TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX timeline_by_actor ON timeline (space_id, actor_id, sequence)",
+    "CREATE INDEX timeline_by_journey ON timeline (space_id, journey_id)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)

@@ -22,6 +22,8 @@ from journeys.v1 import (
     ingest_pb2_grpc,
     journey_pb2,
     journey_pb2_grpc,
+    reporting_pb2,
+    reporting_pb2_grpc,
     space_pb2,
     space_pb2_grpc,
     subscription_pb2,
@@ -35,6 +37,7 @@ from journeys_server.services.clock import ClockServicer
 from journeys_server.services.definitions import DefinitionServicer
 from journeys_server.services.ingest import IngestServicer
 from journeys_server.services.journeys import JourneyServicer
+from journeys_server.services.reporting import ReportingServicer
 from journeys_server.services.spaces import SpaceServicer
 from journeys_server.services.subscriptions import SubscriptionServicer
 
@@ -48,6 +51,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     definition_pb2.DESCRIPTOR.services_by_name["DefinitionService"].full_name,
     ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
     subscription_pb2.DESCRIPTOR.services_by_name["SubscriptionService"].full_name,
+    reporting_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name,
     clock_pb2.DESCRIPTOR.services_by_name["ClockService"].full_name,
 )
 
@@ -140,6 +144,9 @@ class JourneysServer:
                     engine, stall_seconds=settings.subscriber_stall_seconds, closing=closing
                 ),
                 server,
+            )
+            reporting_pb2_grpc.add_ReportingServiceServicer_to_server(
+                ReportingServicer(engine), server
             )
             clock_pb2_grpc.add_ClockServiceServicer_to_server(ClockServicer(engine), server)
             health_servicer = health.aio.HealthServicer()

@@ -10,8 +10,10 @@ Services of this package:
   SpaceService         spaces (tenants)
   JourneyService       journeys and their lifecycle
   DefinitionService    audiences, computed traits and destinations
-Names reserved for services that later versions of this package add:
-  IngestService, SubscriptionService, ReportingService, ClockService.
+  IngestService        Segment-spec messages in
+  SubscriptionService  destination calls out, to named consumers
+  ReportingService     counts, users at a step, profiles and timelines
+  ClockService         the manual clock
 """
 
 from collections import abc as _abc

@@ -30,6 +30,7 @@ __all__ = [
     "journey_from_proto",
     "journey_to_proto",
     "status_from_proto",
+    "status_to_proto",
     "warnings_to_proto",
 ]
 
@@ -44,6 +45,10 @@ _STATUS_FROM_PROTO = {v: k for k, v in _STATUS_TO_PROTO.items()}
 
 def _ref(step_id: str) -> str | None:
     return step_id or None
+
+
+def status_to_proto(status: JourneyStatus) -> journey_pb2.JourneyStatus.ValueType:
+    return _STATUS_TO_PROTO[status]
 
 
 def status_from_proto(value: int, path: str) -> JourneyStatus | None:

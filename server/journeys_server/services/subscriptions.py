@@ -117,10 +117,11 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
     async def ListMembers(
         self, request: pb.ListMembersRequest, context: Context
     ) -> pb.ListMembersResponse:
-        page = await self._engine.members(
+        page = await self._engine.reporting.step_users(
             request.space_id,
             request.journey_id,
             request.step_id,
+            send_only=True,
             page_size=request.page_size,
             page_token=request.page_token,
         )

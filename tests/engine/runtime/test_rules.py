@@ -241,7 +241,7 @@ async def test_send_makes_a_member_and_moves_on_at_once() -> None:
             ("ads", "u1", "send", "entered", 0),
             ("email", "u1", "after", "entered", 0),
         ]
-        members = h.engine.runtime.space("default").members_of("j", "send")
+        members = h.engine.runtime.space("default").roster.at("j", "send")
         assert dict(members) == {"u:u1": 1}
 
 

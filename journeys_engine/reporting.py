@@ -1,0 +1,377 @@
+"""Reporting (SPEC §8): journey and step counts, who is at a step, profiles, timelines.
+
+Counts and step rosters are kept by the runtime as transitions happen; nothing
+here scans profiles. Every read first lets the messages received before it be
+applied, so a caller sees what it sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from journeys_engine.catalog import Journeys, Page, Spaces
+from journeys_engine.catalog.paging import PageRequest
+from journeys_engine.errors import InvalidArgumentError, NotFoundError
+from journeys_engine.model.journey import (
+    Journey,
+    JourneyStatus,
+    MultiBranchSplitStep,
+    SendToDestinationsStep,
+    Step,
+    TrueFalseSplitStep,
+)
+from journeys_engine.runtime import Runtime, WaitKind
+from journeys_engine.runtime.actor import Actor, JourneyState
+from journeys_engine.runtime.identity import profile_id
+from journeys_engine.runtime.space import SpaceRuntime
+from journeys_engine.runtime.stats import JourneyStats, StepStats
+from journeys_engine.runtime.timeline import TimelineEntry
+from journeys_engine.store.durable import DurableStore
+
+__all__ = [
+    "JourneyReport",
+    "Member",
+    "ProfileJourney",
+    "ProfileView",
+    "Reporting",
+    "StepReport",
+    "StepWait",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StepReport:
+    """A step's counts (SPEC §8).
+
+    Attributes:
+        step_id: The step.
+        members: Runs that joined it and have not ended.
+        waiting: Runs held at it now.
+        joined_users: Profiles that ever joined it.
+        joined_runs: Runs that ever joined it.
+        branches: Runs that took each side: ``(true, false)`` for a true/false
+            split, one per branch for a multi-branch split, empty otherwise.
+    """
+
+    step_id: str
+    members: int
+    waiting: int
+    joined_users: int
+    joined_runs: int
+    branches: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyReport:
+    """A journey's counts, its steps in tree order.
+
+    Attributes:
+        journey: The journey as stored now.
+        entered_users: Profiles that ever entered.
+        entered_runs: Runs started.
+        in_progress: Runs not ended.
+        exited_runs: Runs ended.
+        steps: Per step, depth-first from the entry.
+    """
+
+    journey: Journey
+    entered_users: int
+    entered_runs: int
+    in_progress: int
+    exited_runs: int
+    steps: tuple[StepReport, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A run at a step: the profile and its run number; ``waiting`` when held there."""
+
+    profile_key: str
+    user_id: str | None
+    anonymous_id: str | None
+    run: int
+    waiting: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepWait:
+    """A run held at a step now.
+
+    Attributes:
+        step_id: The step.
+        kind: A duration, a condition, or untaken branches.
+        until: For a duration: when the run moves on.
+        recheck_at: For a condition or branches: the next re-check, or None when
+            only new data can change it.
+        untaken: For a multi-branch split: the indexes of the branches not taken.
+    """
+
+    step_id: str
+    kind: WaitKind
+    until: int | None
+    recheck_at: int | None
+    untaken: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileJourney:
+    """A profile's standing in a journey it entered.
+
+    Attributes:
+        journey_id: The journey.
+        status: The journey's status.
+        runs: Runs started.
+        run: The current run's number, or None outside a run.
+        entered_at: The current run's entry instant.
+        exited_at: When the last run ended, if one did.
+        steps: Steps joined in the current run, in order.
+        waits: Where the current run is held.
+        next_check: When the engine looks at the profile in this journey again
+            without new data (a wait's end, a re-check, exit_after, re-entry).
+    """
+
+    journey_id: str
+    status: JourneyStatus
+    runs: int
+    run: int | None
+    entered_at: int | None
+    exited_at: int | None
+    steps: tuple[str, ...]
+    waits: tuple[StepWait, ...]
+    next_check: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileView:
+    """A profile now (SPEC §8).
+
+    Attributes:
+        profile_key: Its user id, or its anonymous id when it has none.
+        user_id: Its user id, if any.
+        anonymous_id: The first anonymous id recorded for it.
+        linked_user_id: When asked for by an anonymous id since linked to a
+            user: that user (their profile receives the id's later messages).
+        traits: Traits, merged from identify calls.
+        computed_traits: Computed trait values by id.
+        audiences: Ids of the audiences it is a member of.
+        journeys: The journeys it entered, in creation order.
+    """
+
+    profile_key: str
+    user_id: str | None
+    anonymous_id: str | None
+    linked_user_id: str | None
+    traits: Mapping[str, Any]
+    computed_traits: Mapping[str, Any]
+    audiences: tuple[str, ...]
+    journeys: tuple[ProfileJourney, ...]
+
+
+class Reporting:
+    """Reads of the runtime's counts, rosters and profiles, and stored timelines.
+
+    Args:
+        spaces: The spaces catalog.
+        journeys: The journeys catalog.
+        runtime: The live runtime.
+        store: The durable store (timelines, identity links).
+        settle: Waits until the messages received so far are applied.
+    """
+
+    def __init__(
+        self,
+        spaces: Spaces,
+        journeys: Journeys,
+        runtime: Runtime,
+        store: DurableStore,
+        settle: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._spaces = spaces
+        self._journeys = journeys
+        self._runtime = runtime
+        self._store = store
+        self._settle = settle
+
+    async def journey(self, space_id: str, journey_id: str) -> JourneyReport:
+        """A journey's counts (all zero for a draft).
+
+        Raises:
+            NotFoundError: no such space or journey.
+        """
+        journey = await self._journeys.get(space_id, journey_id)
+        await self._settle()
+        stats = self._runtime.space(space_id).stats.get(journey_id) or JourneyStats()
+        return JourneyReport(
+            journey,
+            stats.entered_users,
+            stats.entered_runs,
+            stats.in_progress,
+            stats.exited_runs,
+            tuple(_step_report(step, stats.steps.get(step.id)) for step in journey.tree_order()),
+        )
+
+    async def step_users(
+        self,
+        space_id: str,
+        journey_id: str,
+        step_id: str,
+        *,
+        waiting: bool = False,
+        send_only: bool = False,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[Member]:
+        """The runs at a step (joined and not ended), or only those held there, in the
+        order they came, paged.
+
+        Raises:
+            NotFoundError: no such space, journey or step.
+            InvalidArgumentError: a bad page size or token; with ``send_only``, the
+                step is not a send step.
+        """
+        journey = await self._journeys.get(space_id, journey_id)
+        step = next((s for s in journey.steps if s.id == step_id), None)
+        if step is None:
+            raise NotFoundError(kind="step", id=step_id, space_id=space_id)
+        if send_only and not isinstance(step, SendToDestinationsStep):
+            raise InvalidArgumentError.single(
+                "step_id", f"{step_id!r} is not a send step of journey {journey_id!r}"
+            )
+        request = PageRequest.parse(page_size, page_token)
+        await self._settle()
+        space = self._runtime.space(space_id)
+        roster = space.roster
+        found = list(roster.at(journey_id, step_id, waiting=waiting).items())
+        held = roster.at(journey_id, step_id, waiting=True)
+        rows = []
+        for offset, (actor_id, run) in enumerate(
+            found[request.after : request.after + request.size + 1]
+        ):
+            actor = space.actors[actor_id]
+            member = Member(actor.key, actor.user_id, actor.anonymous_id, run, actor_id in held)
+            rows.append((request.after + offset + 1, member))
+        return request.page(rows)
+
+    async def profile(
+        self, space_id: str, *, user_id: str = "", anonymous_id: str = ""
+    ) -> ProfileView:
+        """A profile's traits, computed traits, audiences and journeys now.
+
+        Raises:
+            NotFoundError: no such space or profile.
+            InvalidArgumentError: not exactly one of the ids given.
+        """
+        space, actor, linked = await self._find(space_id, user_id, anonymous_id)
+        conditions = actor.conditions
+        journeys = []
+        for journey_id, live in space.journeys.items():  # in creation order
+            state = actor.journeys.get(journey_id)
+            if state is not None and state.runs:
+                due = space.runner.next_due(state, live)
+                journeys.append(_profile_journey(journey_id, live.status, state, due))
+        return ProfileView(
+            actor.key,
+            actor.user_id,
+            actor.anonymous_id,
+            linked,
+            dict(conditions.traits),
+            dict(conditions.computed),
+            tuple(sorted(a for a, member in conditions.audiences.items() if member)),
+            tuple(journeys),
+        )
+
+    async def timeline(
+        self,
+        space_id: str,
+        *,
+        user_id: str = "",
+        anonymous_id: str = "",
+        journey_id: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[TimelineEntry]:
+        """A profile's timeline, oldest first, paged; one journey's when named.
+
+        Raises:
+            NotFoundError: no such space, profile or journey.
+            InvalidArgumentError: not exactly one of the ids given; a bad page
+                size or token.
+        """
+        _, actor, _ = await self._find(space_id, user_id, anonymous_id)
+        if journey_id:
+            await self._journeys.get(space_id, journey_id)
+        request = PageRequest.parse(page_size, page_token)
+        entries = await self._store.timeline(
+            space_id, actor.id, journey_id or None, request.after, request.size + 1
+        )
+        return request.page([(e.sequence, e) for e in entries])
+
+    async def _find(
+        self, space_id: str, user_id: str, anonymous_id: str
+    ) -> tuple[SpaceRuntime, Actor, str | None]:
+        """The profile of a user id, or of an anonymous id; for an anonymous id
+        linked to a user, also that user id. An anonymous id that never had a
+        profile of its own (its first message named the user) finds the user's."""
+        await self._spaces.get(space_id)
+        if bool(user_id) == bool(anonymous_id):
+            raise InvalidArgumentError.single(
+                "user_id", "give either a user id or an anonymous id (exactly one)"
+            )
+        await self._settle()
+        space = self._runtime.space(space_id)
+        linked = self._store.linked_user(space_id, anonymous_id) if anonymous_id else None
+        actor = space.actors.get(profile_id(user_id or None, anonymous_id or None))
+        if actor is None and linked is not None:
+            actor = space.actors.get(profile_id(linked, None))
+        if actor is None:
+            raise NotFoundError(kind="profile", id=user_id or anonymous_id, space_id=space_id)
+        return space, actor, linked
+
+
+def _step_report(step: Step, stats: StepStats | None) -> StepReport:
+    stats = stats or StepStats()
+    branches: tuple[int, ...] = ()
+    sides = (
+        2
+        if isinstance(step, TrueFalseSplitStep)
+        else len(step.branches)
+        if isinstance(step, MultiBranchSplitStep)
+        else 0
+    )
+    if sides:
+        taken = stats.branches + [0] * (sides - len(stats.branches))
+        branches = tuple(taken[:sides])
+    return StepReport(
+        step.id, stats.members, stats.waiting, stats.joined_users, stats.joined_runs, branches
+    )
+
+
+def _profile_journey(
+    journey_id: str, status: JourneyStatus, state: JourneyState, due: int | None
+) -> ProfileJourney:
+    run = state.run
+    waits: tuple[StepWait, ...] = ()
+    if run is not None:
+        waits = tuple(
+            StepWait(
+                step_id,
+                wait.kind,
+                wait.due if wait.kind is WaitKind.DURATION else None,
+                None if wait.kind is WaitKind.DURATION else wait.due,
+                tuple(wait.untaken),
+            )
+            for step_id, wait in run.waits.items()
+        )
+    return ProfileJourney(
+        journey_id,
+        status,
+        state.runs,
+        None if run is None else run.number,
+        None if run is None else run.entered_at,
+        state.exited_at,
+        () if run is None else tuple(run.joined),
+        waits,
+        due,
+    )
