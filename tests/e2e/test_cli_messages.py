@@ -140,10 +140,10 @@ def test_send_file_checks_every_line_first_and_reports_refusals_by_line(
     assert "5 accepted, 0 duplicates, 1 refused" in out
     # From stdin, again: every message is a duplicate now.
     out = cli(manual, "send", "-f", "-", stdin="\n".join(lines) + "\n")
-    assert out == "sent 5 messages in 1 batches: 0 accepted, 5 duplicates, 0 refused\n"
+    assert out == "sent 5 messages in 1 batch: 0 accepted, 5 duplicates, 0 refused\n"
     # A pipe can be read only once: it is kept, as stdin is.
     out = cli(manual, "send", "-f", "/dev/stdin", stdin="\n".join(lines) + "\n")
-    assert out == "sent 5 messages in 1 batches: 0 accepted, 5 duplicates, 0 refused\n"
+    assert out == "sent 5 messages in 1 batch: 0 accepted, 5 duplicates, 0 refused\n"
     # A message too large for any batch is refused by line; the others still go.
     huge = {"type": "track", "userId": "huge", "event": "Signed Up", "properties": {}}
     huge["properties"] = {"blob": "x" * 600_000}

@@ -9,16 +9,11 @@ from journeys_client import JourneysClient
 from journeys_client.durations import parse_duration
 
 from journeys_cli.context import with_client
+from journeys_cli.output import EPOCH, instant_text
 
 __all__ = ["clock"]
 
 _MAX_ADVANCE_MS = 10_000 * 366 * 86_400_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _iso(ms: int) -> str:
-    instant = _EPOCH + timedelta(milliseconds=ms)
-    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _instant(text: str) -> int:
@@ -31,7 +26,7 @@ def _instant(text: str) -> int:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return (parsed - _EPOCH) // timedelta(milliseconds=1)  # exact, unlike float seconds
+    return (parsed - EPOCH) // timedelta(milliseconds=1)  # exact, unlike float seconds
 
 
 @click.group()
@@ -52,7 +47,7 @@ async def clock_get(client: JourneysClient) -> None:
     Example:
       journeys clock get
     """
-    click.echo(_iso(await client.get_time()))
+    click.echo(instant_text(await client.get_time()))
 
 
 @clock.command(name="advance")
@@ -71,7 +66,7 @@ async def clock_advance(client: JourneysClient, duration: str) -> None:
             raise ValueError(f"{duration!r} is more than 10,000 years")
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="DURATION") from None
-    click.echo(_iso(await client.advance_time(ms)))
+    click.echo(instant_text(await client.advance_time(ms)))
 
 
 @clock.command(name="set")
@@ -84,4 +79,4 @@ async def clock_set(client: JourneysClient, instant: str) -> None:
     Example:
       journeys clock set 2026-01-05T09:00:00Z
     """
-    click.echo(_iso(await client.set_time(_instant(instant))))
+    click.echo(instant_text(await client.set_time(_instant(instant))))

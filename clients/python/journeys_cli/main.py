@@ -35,6 +35,7 @@ from journeys_cli.apply import apply_documents
 from journeys_cli.clock import clock
 from journeys_cli.context import Target, fail, with_client
 from journeys_cli.output import FORMATS, emit
+from journeys_cli.reports import profile, stats, users
 from journeys_cli.send import send
 from journeys_cli.tail import tail
 
@@ -420,7 +421,7 @@ def _pointed(text: str, err: InvalidArgumentError) -> str:
     return "\n".join(lines)
 
 
-for _command in (send, tail, clock):
+for _command in (send, tail, clock, stats, users, profile):
     cli.add_command(_command)
 
 

@@ -3,15 +3,50 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import click
 import yaml
+from google.protobuf.timestamp_pb2 import Timestamp
 
-__all__ = ["FORMATS", "emit", "table"]
+__all__ = ["EPOCH", "FORMATS", "emit", "instant_text", "output_option", "plural", "table"]
 
 FORMATS = ("table", "json", "yaml")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def output_option(default: str = "table") -> Callable[[F], F]:
+    """The ``-o/--output`` option every read verb takes."""
+    return click.option(
+        "-o",
+        "--output",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default=default,
+        show_default=True,
+        help="table (for people), json or yaml (for programs).",
+    )
+
+
+def instant_text(ms: int | Timestamp | None) -> str:
+    """An instant as ISO 8601 with milliseconds and Z, as outputs carry them; ``""``
+    for None or an unset timestamp."""
+    if isinstance(ms, Timestamp):
+        ms = ms.ToMilliseconds() if ms.seconds or ms.nanos else None
+    if ms is None:
+        return ""
+    instant = EPOCH + timedelta(milliseconds=ms)
+    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """``1 message``, ``2 messages`` (``nouns`` for plurals that do not add s)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -13,6 +13,7 @@ import click
 from journeys_client import JourneysClient, MessageProblem, segment_message
 
 from journeys_cli.context import fail, with_client
+from journeys_cli.output import plural
 
 __all__ = ["send"]
 
@@ -252,7 +253,7 @@ async def _send_file(client: JourneysClient, path: str, batch_size: int) -> None
     for problem in report.rejected:
         click.echo(f"{path}:{numbers[problem.index]}: {_problem_text(problem)}", err=True)
     click.echo(
-        f"sent {len(numbers)} messages in {report.batches} batches: "
+        f"sent {plural(len(numbers), 'message')} in {plural(report.batches, 'batch', 'batches')}: "
         f"{report.accepted} accepted, {report.duplicates} duplicates, "
         f"{len(report.rejected)} refused"
     )

@@ -15,6 +15,7 @@ from journeys.v1 import subscription_pb2
 from journeys_client import JourneysClient, UnavailableError
 
 from journeys_cli.context import with_client
+from journeys_cli.output import instant_text
 
 __all__ = ["tail"]
 
@@ -30,7 +31,7 @@ def _envelope(call: subscription_pb2.DestinationCall) -> dict[str, Any]:
         "profileKey": call.profile_key,
         "run": call.run,
         "change": call.change,
-        "timestamp": call.timestamp.ToJsonString(),
+        "timestamp": instant_text(call.timestamp),
         "payload": json.loads(call.payload),
     }
 

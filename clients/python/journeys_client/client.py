@@ -30,6 +30,8 @@ from journeys.v1 import (
     ingest_pb2_grpc,
     journey_pb2,
     journey_pb2_grpc,
+    reporting_pb2,
+    reporting_pb2_grpc,
     space_pb2,
     space_pb2_grpc,
     subscription_pb2,
@@ -75,6 +77,7 @@ class JourneysClient:
         self._definitions = definition_pb2_grpc.DefinitionServiceStub(self._channel)
         self._ingest = ingest_pb2_grpc.IngestServiceStub(self._channel)
         self._subscriptions = subscription_pb2_grpc.SubscriptionServiceStub(self._channel)
+        self._reporting = reporting_pb2_grpc.ReportingServiceStub(self._channel)
         self._clock = clock_pb2_grpc.ClockServiceStub(self._channel)
 
     async def close(self) -> None:
@@ -93,14 +96,20 @@ class JourneysClient:
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
 
-    async def _all(self, fetch: Callable[[str], Awaitable[tuple[Sequence[T], str]]]) -> list[T]:
+    async def _all(
+        self,
+        fetch: Callable[[str], Awaitable[tuple[Sequence[T], str]]],
+        limit: int | None = None,
+    ) -> list[T]:
+        """Every item of a paged list (the first ``limit`` when given)."""
         items: list[T] = []
         token = ""
-        while True:
+        while limit is None or len(items) < limit:
             page, token = await fetch(token)
             items.extend(page)
             if not token:
-                return items
+                break
+        return items if limit is None else items[:limit]
 
     def _space(self, space: str | None) -> str:
         return self.space if space is None else space
@@ -567,6 +576,76 @@ class JourneysClient:
             )
             response = await self._call(self._subscriptions.ListMembers, request)
             return response.members, response.next_page_token
+
+        return await self._all(fetch)
+
+    # Reporting
+
+    async def get_journey_stats(
+        self, journey_id: str, *, space: str | None = None
+    ) -> reporting_pb2.JourneyStats:
+        """A journey's counts, and its steps' counts depth-first from the entry."""
+        request = reporting_pb2.GetJourneyStatsRequest(
+            space_id=self._space(space), journey_id=journey_id
+        )
+        return (await self._call(self._reporting.GetJourneyStats, request)).stats
+
+    async def list_step_users(
+        self,
+        journey_id: str,
+        step_id: str,
+        *,
+        waiting_only: bool = False,
+        limit: int | None = None,
+        space: str | None = None,
+    ) -> list[reporting_pb2.StepUser]:
+        """The runs at a step (or only those held there), in the order they came;
+        the first ``limit`` when given."""
+
+        async def fetch(token: str) -> tuple[Sequence[reporting_pb2.StepUser], str]:
+            request = reporting_pb2.ListStepUsersRequest(
+                space_id=self._space(space),
+                journey_id=journey_id,
+                step_id=step_id,
+                waiting_only=waiting_only,
+                page_token=token,
+                page_size=min(limit or 1000, 1000),
+            )
+            response = await self._call(self._reporting.ListStepUsers, request)
+            return response.users, response.next_page_token
+
+        return await self._all(fetch, limit)
+
+    async def get_profile(
+        self, user_id: str = "", *, anonymous_id: str = "", space: str | None = None
+    ) -> reporting_pb2.Profile:
+        """A profile now, by user id or (instead) by anonymous id."""
+        request = reporting_pb2.GetProfileRequest(
+            space_id=self._space(space), user_id=user_id, anonymous_id=anonymous_id
+        )
+        return (await self._call(self._reporting.GetProfile, request)).profile
+
+    async def list_timeline(
+        self,
+        user_id: str = "",
+        *,
+        anonymous_id: str = "",
+        journey_id: str = "",
+        space: str | None = None,
+    ) -> list[reporting_pb2.TimelineEntry]:
+        """A profile's whole timeline, oldest first (one journey's when named)."""
+
+        async def fetch(token: str) -> tuple[Sequence[reporting_pb2.TimelineEntry], str]:
+            request = reporting_pb2.ListTimelineRequest(
+                space_id=self._space(space),
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                journey_id=journey_id,
+                page_token=token,
+                page_size=1000,
+            )
+            response = await self._call(self._reporting.ListTimeline, request)
+            return response.entries, response.next_page_token
 
         return await self._all(fetch)
 
