@@ -9,7 +9,7 @@ from journeys_client import JourneysClient
 from journeys_client.durations import parse_duration
 
 from journeys_cli.context import with_client
-from journeys_cli.output import EPOCH, instant_text
+from journeys_cli.output import EPOCH, emit, instant_text, output_option
 
 __all__ = ["clock"]
 
@@ -39,15 +39,21 @@ def clock() -> None:
 
 
 @clock.command(name="get")
+@output_option()
 @with_client
-async def clock_get(client: JourneysClient) -> None:
+async def clock_get(client: JourneysClient, fmt: str) -> None:
     """Print the clock's time.
 
     \b
     Example:
       journeys clock get
+      journeys clock get -o json
     """
-    click.echo(instant_text(await client.get_time()))
+    now = instant_text(await client.get_time())
+    if fmt == "table":
+        click.echo(now)
+    else:
+        emit(fmt, {"now": now})
 
 
 @clock.command(name="advance")

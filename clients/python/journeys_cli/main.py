@@ -33,8 +33,9 @@ from journeys_server.app import ServerSettings
 
 from journeys_cli.apply import apply_documents
 from journeys_cli.clock import clock
+from journeys_cli.completion import complete_journey_ids, completion
 from journeys_cli.context import Target, fail, with_client
-from journeys_cli.output import FORMATS, emit
+from journeys_cli.output import emit, output_option, table
 from journeys_cli.reports import profile, stats, users
 from journeys_cli.send import send
 from journeys_cli.tail import tail
@@ -195,16 +196,18 @@ async def apply(client: JourneysClient, files: tuple[str, ...], dry_run: bool) -
 @cli.command()
 @click.argument("kind", type=click.Choice(_KINDS))
 @click.argument("resource_id")
-@click.option("-o", "--output", "fmt", type=click.Choice(("yaml", "json")), default="yaml")
+@output_option(default="yaml")
 @with_client
 async def get(client: JourneysClient, kind: str, resource_id: str, fmt: str) -> None:
     """Print one journey or definition as a journey-file document.
 
-    The output can be edited and applied again.
+    The YAML (the default) or JSON can be edited and applied again; a table
+    summarises a journey's steps or a definition's fields.
 
     \b
     Example:
       journeys get journey cart-abandonment > cart.yaml
+      journeys get journey cart-abandonment -o table
     """
     getters: dict[str, Callable[[str], Awaitable[Document]]] = {
         "journey": client.get_journey,
@@ -213,10 +216,28 @@ async def get(client: JourneysClient, kind: str, resource_id: str, fmt: str) -> 
         "destination": client.get_destination,
     }
     found = await getters[kind](resource_id)
+    doc = to_doc(found, include_output=True)
     if fmt == "json":
-        emit("json", to_doc(found, include_output=True))
-    else:
+        emit("json", doc)
+    elif fmt == "yaml":
         click.echo(dump_documents([found], include_output=True).rstrip())
+    elif kind == "journey":
+        rows = [(s["id"], s["name"], s["type"], _step_summary(s)) for s in doc["steps"]]
+        click.echo(f"{doc['name']} ({doc['id']}) · {doc.get('status', 'draft')}")
+        click.echo(table(("step", "name", "type", "holds"), rows))
+    else:
+        emit("table", doc, headers=("field", "value"), rows=list(doc.items()))
+
+
+def _step_summary(step: dict[str, Any]) -> str:
+    """What a step holds, in a few words: its condition, duration, branches or destinations."""
+    parts = [
+        str(step[key])
+        for key in ("condition", "duration", "destinations", "key")
+        if step.get(key) not in (None, "", [])
+    ]
+    parts += [f"{b['name']}: {b['condition']}" for b in step.get("branches", ())]
+    return "; ".join(parts)
 
 
 @cli.command(name="list")
@@ -224,7 +245,7 @@ async def get(client: JourneysClient, kind: str, resource_id: str, fmt: str) -> 
     "what",
     type=click.Choice(("spaces", "journeys", "audiences", "computed-traits", "destinations")),
 )
-@click.option("-o", "--output", "fmt", type=click.Choice(FORMATS), default="table")
+@output_option()
 @with_client
 async def list_(client: JourneysClient, what: str, fmt: str) -> None:
     """List the spaces, or the journeys or definitions of the space.
@@ -271,7 +292,7 @@ async def list_(client: JourneysClient, what: str, fmt: str) -> None:
 
 
 def _lifecycle(verb: str, past: str) -> click.Command:
-    @click.argument("journey_id")
+    @click.argument("journey_id", shell_complete=complete_journey_ids)
     @with_client
     async def command(client: JourneysClient, journey_id: str) -> None:
         moves = {
@@ -306,7 +327,7 @@ for _verb, _past in (
 
 
 @cli.command()
-@click.argument("journey_id")
+@click.argument("journey_id", shell_complete=complete_journey_ids)
 @click.option("--id", "new_id", default="", help="Id for the copy (generated when omitted).")
 @with_client
 async def clone(client: JourneysClient, journey_id: str, new_id: str) -> None:
@@ -379,7 +400,7 @@ def condition() -> None:
 @condition.command(name="check")
 @click.argument("text")
 @click.option("--computed-trait", is_flag=True, help="Check a computed-trait expression instead.")
-@click.option("-o", "--output", "fmt", type=click.Choice(("yaml", "json")), default="yaml")
+@output_option()
 @click.pass_obj
 def condition_check(target: Target, text: str, computed_trait: bool, fmt: str) -> None:
     """Check a condition: print its canonical text and its tree, or the error and where.
@@ -402,11 +423,11 @@ def condition_check(target: Target, text: str, computed_trait: bool, fmt: str) -
         fail(f"cannot reach the journeys server at {target.server}: {err.message}")
     tree = checked.scalar if computed_trait else checked.tree
     data = {"text": checked.text, "tree": json_format.MessageToDict(tree)}
-    if fmt == "json":
-        emit("json", data)
-    else:
+    if fmt == "table":  # the canonical text, then the tree
         click.echo(checked.text)
         click.echo(yaml.safe_dump(data["tree"], sort_keys=False, allow_unicode=True).rstrip())
+    else:
+        emit(fmt, data)
 
 
 def _pointed(text: str, err: InvalidArgumentError) -> str:
@@ -421,7 +442,7 @@ def _pointed(text: str, err: InvalidArgumentError) -> str:
     return "\n".join(lines)
 
 
-for _command in (send, tail, clock, stats, users, profile):
+for _command in (send, tail, clock, stats, users, profile, completion):
     cli.add_command(_command)
 
 

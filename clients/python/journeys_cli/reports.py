@@ -12,6 +12,7 @@ from journeys.v1 import journey_pb2, reporting_pb2
 from journeys_client import JourneysClient
 from journeys_client.files import STATUS_NAMES, to_doc
 
+from journeys_cli.completion import complete_journey_ids
 from journeys_cli.context import with_client
 from journeys_cli.output import emit, instant_text, output_option, plural, table
 
@@ -140,7 +141,7 @@ def _tree_text(doc: Mapping[str, Any], stats: reporting_pb2.JourneyStats) -> str
 
 
 @click.command()
-@click.argument("journey_id")
+@click.argument("journey_id", shell_complete=complete_journey_ids)
 @output_option()
 @with_client
 async def stats(client: JourneysClient, journey_id: str, fmt: str) -> None:
@@ -169,7 +170,7 @@ async def stats(client: JourneysClient, journey_id: str, fmt: str) -> None:
 
 
 @click.command()
-@click.argument("journey_id")
+@click.argument("journey_id", shell_complete=complete_journey_ids)
 @click.argument("step_id")
 @click.option("--waiting", is_flag=True, help="Only the runs held at the step now.")
 @click.option(

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import os
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from hypothesis import HealthCheck, event, given, note, reject, settings
 
@@ -97,8 +97,12 @@ class _Counts:
 
 
 async def _run_script(
-    plans: Sequence[Journey], script: Script, counts: _Counts | None = None
+    plans: Sequence[Journey],
+    script: Script,
+    counts: _Counts | None = None,
+    inspect: Callable[[Engine], Awaitable[None]] | None = None,
 ) -> list[Emitted]:
+    """Runs the script on a fresh engine; ``inspect`` looks at the engine at the end."""
     clock = FakeClock(BASE)
     sink = MemorySink()
     async with await Engine.open(":memory:", clock=clock, sink=sink) as engine:
@@ -135,6 +139,8 @@ async def _run_script(
                 )
                 current[action.journey_id] = moved
         await engine.advance_to(script.end)
+        if inspect is not None:
+            await inspect(engine)
         return [_emitted(o) for o in sink.outputs]
 
 
