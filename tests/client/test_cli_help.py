@@ -1,0 +1,47 @@
+"""Every verb of the ``journeys`` command line explains itself with an example."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import click
+from click.testing import CliRunner
+from journeys_cli.main import cli
+
+
+def _verbs(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _verbs(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_every_verb_has_help_with_an_example() -> None:
+    verbs = list(_verbs(cli))
+    assert {("stats",), ("users",), ("profile",), ("completion",)} <= set(verbs)
+    runner = CliRunner()
+    for verb in verbs:
+        result = runner.invoke(cli, [*verb, "--help"])
+        assert result.exit_code == 0, verb
+        assert "Example:" in result.output, verb
+        assert f"journeys {' '.join(verb)}" in result.output.split("Example:")[1], verb
+
+
+def test_every_read_verb_takes_the_three_output_formats() -> None:
+    runner = CliRunner()
+    for verb in (
+        ("get",), ("list",), ("stats",), ("users",), ("profile",), ("clock", "get"),
+        ("condition", "check"),
+    ):  # fmt: skip
+        result = runner.invoke(cli, [*verb, "--help"])
+        assert "-o, --output [table|json|yaml]" in result.output, verb
+
+
+def test_completion_scripts_complete_verbs_for_each_shell() -> None:
+    runner = CliRunner()
+    for shell in ("bash", "zsh", "fish"):
+        result = runner.invoke(cli, ["completion", shell])
+        assert result.exit_code == 0 and "_JOURNEYS_COMPLETE" in result.output, shell
+    refused = runner.invoke(cli, ["completion", "powershell"])
+    assert refused.exit_code == 2 and "powershell" in refused.output
