@@ -116,9 +116,10 @@ def messages(profiles: int, count: int, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-async def open_engine(clock: FakeClock) -> Engine:
+async def open_engine(clock: FakeClock, path: str | Path = ":memory:") -> Engine:
+    """An engine with the five examples published (winback's entry on events since publish)."""
     sink = CountingSink()
-    engine = await Engine.open(":memory:", clock=clock, sink=sink, settings=EngineSettings())
+    engine = await Engine.open(path, clock=clock, sink=sink, settings=EngineSettings())
     for name in EXAMPLES:
         await load_example(engine, name)
     stored = await engine.journeys.get("default", "winback")

@@ -57,3 +57,17 @@ def test_the_ingest_benchmark_runs_against_real_and_no_op_servers() -> None:
     assert "ratio engine / no-op" in out
     assert "0 pings missing" in out
     assert "write -> call on subscription:   p50" in out
+
+
+def test_the_reporting_benchmark_runs() -> None:
+    sizes = ["--profiles", "100", "--messages", "400", "--batch", "100", "--runs", "1"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "reporting.py"), *sizes, "--repeats", "5"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout
+    assert " cores | Python " in out
+    assert "ratio on / off" in out
+    assert "recount by scanning profiles" in out
+    assert "per message" in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import click
@@ -10,7 +12,9 @@ from journeys_cli.main import cli
 
 
 def _verbs(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             yield from _verbs(command, (*path, name))
         else:
@@ -19,7 +23,7 @@ def _verbs(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str
 
 def test_every_verb_has_help_with_an_example() -> None:
     verbs = list(_verbs(cli))
-    assert {("stats",), ("users",), ("profile",), ("completion",)} <= set(verbs)
+    assert {("serve",), ("stats",), ("users",), ("profile",), ("completion",)} <= set(verbs)
     runner = CliRunner()
     for verb in verbs:
         result = runner.invoke(cli, [*verb, "--help"])
@@ -45,3 +49,13 @@ def test_completion_scripts_complete_verbs_for_each_shell() -> None:
         assert result.exit_code == 0 and "_JOURNEYS_COMPLETE" in result.output, shell
     refused = runner.invoke(cli, ["completion", "powershell"])
     assert refused.exit_code == 2 and "powershell" in refused.output
+
+
+def test_verbs_other_than_serve_start_without_the_server_or_the_engine() -> None:
+    code = (
+        "import sys; import journeys_cli.main; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('journeys_server', 'journeys_engine')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

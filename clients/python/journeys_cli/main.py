@@ -8,11 +8,11 @@ field details and exit non-zero, without a traceback.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import importlib
 import re
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import click
 import yaml
@@ -27,9 +27,7 @@ from journeys_client import (
     dump_documents,
     load_file,
 )
-from journeys_client.durations import format_duration, parse_duration
 from journeys_client.files import STATUS_NAMES, Document, to_doc
-from journeys_server.app import ServerSettings
 
 from journeys_cli.apply import apply_documents
 from journeys_cli.clock import clock
@@ -45,17 +43,6 @@ __all__ = ["cli", "main"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_SERVE = ServerSettings()  # the defaults `journeys serve` shows
-
-
-def _duration_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    """A duration option (7d, 12h, 90s) as milliseconds."""
-    try:
-        return parse_duration(value)
-    except ValueError as err:
-        raise click.BadParameter(str(err), ctx, param) from None
-
-
 _KINDS = ("journey", "audience", "computed-trait", "destination")
 
 
@@ -65,7 +52,25 @@ def _time(ts: Timestamp) -> str:
     return ts.ToJsonString()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Verbs(click.Group):
+    """The verbs, some loaded on first use: ``serve`` imports the server and the
+    engine, which no other verb needs."""
+
+    _LAZY: ClassVar[dict[str, str]] = {"serve": "journeys_cli.serve"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self._LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self._LAZY.get(cmd_name)
+        if module is None:
+            return super().get_command(ctx, cmd_name)
+        command = getattr(importlib.import_module(module), cmd_name)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_Verbs, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--server",
     envvar="JOURNEYS_SERVER",
@@ -92,79 +97,6 @@ def cli(ctx: click.Context, server: str, space: str) -> None:
       journeys publish cart-abandonment
     """
     ctx.obj = Target(server, space)
-
-
-@cli.command()
-@click.option("--db", "db_path", default=_SERVE.db_path, show_default=True, help="SQLite file.")
-@click.option("--host", default=_SERVE.host, show_default=True, help="Interface to listen on.")
-@click.option("--port", default=_SERVE.port, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--manual-clock", is_flag=True, help="Time moves only when a client sets it.")
-@click.option("--fsync", is_flag=True, help="Make every commit power-loss safe.")
-@click.option(
-    "--max-live-journeys",
-    default=_SERVE.limits.max_live_journeys,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Published or paused journeys allowed per space.",
-)
-@click.option(
-    "--outbox-retention",
-    default=format_duration(_SERVE.limits.outbox_retention_ms),
-    show_default=True,
-    callback=_duration_ms,
-    metavar="DURATION",
-    help="How long unacknowledged output is kept.",
-)
-@click.option(
-    "--dedup-window",
-    default=format_duration(_SERVE.limits.dedup_window_ms),
-    show_default=True,
-    callback=_duration_ms,
-    metavar="DURATION",
-    help="How long a messageId is remembered to drop repeats.",
-)
-@click.option(
-    "--subscriber-stall",
-    default=_SERVE.subscriber_stall_seconds,
-    show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Seconds a subscriber may take over one call before it is disconnected.",
-)
-def serve(
-    db_path: str,
-    host: str,
-    port: int,
-    manual_clock: bool,
-    fsync: bool,
-    max_live_journeys: int,
-    outbox_retention: int,
-    dedup_window: int,
-    subscriber_stall: float,
-) -> None:
-    """Run the server on an embedded SQLite database until SIGINT or SIGTERM.
-
-    \b
-    Example:
-      journeys serve --db ./journeys.db --port 50051
-    """
-    from journeys_server import run
-
-    settings = dataclasses.replace(
-        _SERVE,
-        db_path=db_path,
-        host=host,
-        port=port,
-        manual_clock=manual_clock,
-        fsync=fsync,
-        subscriber_stall_seconds=subscriber_stall,
-        limits=dataclasses.replace(
-            _SERVE.limits,
-            max_live_journeys=max_live_journeys,
-            outbox_retention_ms=outbox_retention,
-            dedup_window_ms=dedup_window,
-        ),
-    )
-    sys.exit(run(settings))
 
 
 @cli.command()
