@@ -7,6 +7,7 @@ applied, so a caller sees what it sent.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -243,12 +244,11 @@ class Reporting:
         await self._settle()
         space = self._runtime.space(space_id)
         roster = space.roster
-        found = list(roster.at(journey_id, step_id, waiting=waiting).items())
+        found = roster.at(journey_id, step_id, waiting=waiting).items()
         held = roster.at(journey_id, step_id, waiting=True)
         rows = []
-        for offset, (actor_id, run) in enumerate(
-            found[request.after : request.after + request.size + 1]
-        ):
+        page = itertools.islice(found, request.after, request.after + request.size + 1)
+        for offset, (actor_id, run) in enumerate(page):
             actor = space.actors[actor_id]
             member = Member(actor.key, actor.user_id, actor.anonymous_id, run, actor_id in held)
             rows.append((request.after + offset + 1, member))
