@@ -97,7 +97,7 @@ class Engine:
         self.definitions = Definitions(ctx)
         self.runtime = Runtime()
         self.reporting = Reporting(
-            self.spaces, self.journeys, self.runtime, self.store, self.settle
+            self.spaces, self.journeys, self.runtime, self.store, self.settle, clock.now_ms
         )
         self.router = Router(
             self._apply_batch, shards=settings.shards, capacity=settings.shard_capacity

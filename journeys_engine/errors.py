@@ -114,11 +114,15 @@ class ConditionError(JourneysError):
 class NotFoundError(JourneysError):
     """A named resource does not exist."""
 
-    def __init__(self, *, kind: str, id: str, space_id: str | None = None) -> None:
+    def __init__(
+        self, *, kind: str, id: str, space_id: str | None = None, parent: str | None = None
+    ) -> None:
         self.kind = kind
         self.id = id
         self.space_id = space_id
         where = f" in space {space_id!r}" if space_id is not None else ""
+        if parent is not None:  # for example "journey 'welcome'"
+            where = f" in {parent}" + where
         super().__init__(f"{kind} {id!r} not found{where}")
 
 

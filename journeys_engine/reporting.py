@@ -14,7 +14,7 @@ from typing import Any
 
 from journeys_engine.catalog import Journeys, Page, Spaces
 from journeys_engine.catalog.paging import PageRequest
-from journeys_engine.errors import InvalidArgumentError, NotFoundError
+from journeys_engine.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from journeys_engine.model.journey import (
     Journey,
     JourneyStatus,
@@ -22,6 +22,8 @@ from journeys_engine.model.journey import (
     SendToDestinationsStep,
     Step,
     TrueFalseSplitStep,
+    WaitConditionStep,
+    WaitDurationStep,
 )
 from journeys_engine.runtime import Runtime, WaitKind
 from journeys_engine.runtime.actor import Actor, JourneyState
@@ -40,6 +42,8 @@ __all__ = [
     "StepReport",
     "StepWait",
 ]
+
+_HOLDING = (WaitDurationStep, WaitConditionStep, MultiBranchSplitStep)  # steps that hold runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +122,7 @@ class StepWait:
 
 @dataclass(frozen=True, slots=True)
 class ProfileJourney:
-    """A profile's standing in a journey it entered.
+    """A profile's standing in a journey it was looked at in (entered or not).
 
     Attributes:
         journey_id: The journey.
@@ -131,6 +135,10 @@ class ProfileJourney:
         waits: Where the current run is held.
         next_check: When the engine looks at the profile in this journey again
             without new data (a wait's end, a re-check, exit_after, re-entry).
+        entry_blocked: The entry condition held while the journey was paused:
+            it must turn false once before the profile may enter (SPEC §6).
+        reentry_at: Outside a run, with ``reentry_after``: the earliest instant
+            it may enter again (None when it may not, or may already).
     """
 
     journey_id: str
@@ -142,6 +150,8 @@ class ProfileJourney:
     steps: tuple[str, ...]
     waits: tuple[StepWait, ...]
     next_check: int | None
+    entry_blocked: bool = False
+    reentry_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +167,8 @@ class ProfileView:
         traits: Traits, merged from identify calls.
         computed_traits: Computed trait values by id.
         audiences: Ids of the audiences it is a member of.
-        journeys: The journeys it entered, in creation order.
+        journeys: The live and archived journeys it was looked at in, in creation
+            order, entered or not.
     """
 
     profile_key: str
@@ -179,6 +190,7 @@ class Reporting:
         runtime: The live runtime.
         store: The durable store (timelines, identity links).
         settle: Waits until the messages received so far are applied.
+        now: The engine clock's time.
     """
 
     def __init__(
@@ -188,7 +200,9 @@ class Reporting:
         runtime: Runtime,
         store: DurableStore,
         settle: Callable[[], Awaitable[None]],
+        now: Callable[[], int],
     ) -> None:
+        self._now = now
         self._spaces = spaces
         self._journeys = journeys
         self._runtime = runtime
@@ -233,12 +247,22 @@ class Reporting:
                 step is not a send step.
         """
         journey = await self._journeys.get(space_id, journey_id)
+        if not step_id:
+            raise InvalidArgumentError.single("step_id", "is required")
         step = next((s for s in journey.steps if s.id == step_id), None)
         if step is None:
-            raise NotFoundError(kind="step", id=step_id, space_id=space_id)
+            raise NotFoundError(
+                kind="step", id=step_id, space_id=space_id, parent=f"journey {journey_id!r}"
+            )
         if send_only and not isinstance(step, SendToDestinationsStep):
             raise InvalidArgumentError.single(
                 "step_id", f"{step_id!r} is not a send step of journey {journey_id!r}"
+            )
+        if waiting and not isinstance(step, _HOLDING):
+            raise InvalidArgumentError.single(
+                "waiting_only",
+                f"step {step_id!r} is a {step.KIND} step, which never holds anyone: only "
+                "wait_duration, wait_condition and multi_branch_split steps do",
             )
         request = PageRequest.parse(page_size, page_token)
         await self._settle()
@@ -268,9 +292,14 @@ class Reporting:
         journeys = []
         for journey_id, live in space.journeys.items():  # in creation order
             state = actor.journeys.get(journey_id)
-            if state is not None and state.runs:
+            if state is not None:
                 due = space.runner.next_due(state, live)
-                journeys.append(_profile_journey(journey_id, live.status, state, due))
+                reentry = live.journey.settings.reentry_after_ms
+                reentry_at = None
+                if reentry is not None and state.run is None and state.exited_at is not None:
+                    reentry_at = state.exited_at + reentry
+                    reentry_at = reentry_at if reentry_at > self._now() else None
+                journeys.append(_profile_journey(journey_id, live.status, state, due, reentry_at))
         return ProfileView(
             actor.key,
             actor.user_id,
@@ -316,8 +345,9 @@ class Reporting:
         profile of its own (its first message named the user) finds the user's."""
         await self._spaces.get(space_id)
         if bool(user_id) == bool(anonymous_id):
-            raise InvalidArgumentError.single(
-                "user_id", "give either a user id or an anonymous id (exactly one)"
+            problem = "give either a user id or an anonymous id (exactly one)"
+            raise InvalidArgumentError(
+                [FieldViolation("user_id", problem), FieldViolation("anonymous_id", problem)]
             )
         await self._settle()
         space = self._runtime.space(space_id)
@@ -349,7 +379,11 @@ def _step_report(step: Step, stats: StepStats | None) -> StepReport:
 
 
 def _profile_journey(
-    journey_id: str, status: JourneyStatus, state: JourneyState, due: int | None
+    journey_id: str,
+    status: JourneyStatus,
+    state: JourneyState,
+    due: int | None,
+    reentry_at: int | None,
 ) -> ProfileJourney:
     run = state.run
     waits: tuple[StepWait, ...] = ()
@@ -374,4 +408,6 @@ def _profile_journey(
         () if run is None else tuple(run.joined),
         waits,
         due,
+        state.blocked,
+        reentry_at,
     )

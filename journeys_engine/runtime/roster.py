@@ -14,14 +14,19 @@ StepKey = tuple[str, str]  # (journey id, step id)
 
 
 class Roster:
-    """Per step of each live journey: actor id -> run number, in the order they came."""
+    """Per step of each live journey: actor id -> run number, in the order they came.
+
+    Attributes:
+        members: Runs that joined the step and have not ended.
+        waiting: Runs held at the step now.
+    """
 
     def __init__(self) -> None:
-        self.joined: dict[StepKey, dict[str, int]] = {}
+        self.members: dict[StepKey, dict[str, int]] = {}
         self.waiting: dict[StepKey, dict[str, int]] = {}
 
     def join(self, journey_id: str, step_id: str, actor_id: str, run: int) -> None:
-        self.joined.setdefault((journey_id, step_id), {})[actor_id] = run
+        self.members.setdefault((journey_id, step_id), {})[actor_id] = run
 
     def hold(self, journey_id: str, step_id: str, actor_id: str, run: int) -> None:
         self.waiting.setdefault((journey_id, step_id), {})[actor_id] = run
@@ -34,18 +39,18 @@ class Roster:
     ) -> None:
         """A run ended: it leaves every step it joined and every wait."""
         for step_id in joined:
-            _discard(self.joined, (journey_id, step_id), actor_id)
+            _discard(self.members, (journey_id, step_id), actor_id)
         for step_id in waits:
             _discard(self.waiting, (journey_id, step_id), actor_id)
 
     def drop_journey(self, journey_id: str) -> None:
-        for table in (self.joined, self.waiting):
+        for table in (self.members, self.waiting):
             for key in [k for k in table if k[0] == journey_id]:
                 del table[key]
 
     def at(self, journey_id: str, step_id: str, *, waiting: bool = False) -> Mapping[str, int]:
         """The runs at a step (or held there): actor id -> run, in the order they came."""
-        return (self.waiting if waiting else self.joined).get((journey_id, step_id), {})
+        return (self.waiting if waiting else self.members).get((journey_id, step_id), {})
 
 
 def _discard(table: dict[StepKey, dict[str, int]], key: StepKey, actor_id: str) -> None:

@@ -111,10 +111,11 @@ class SpaceRuntime:
                 self._step(actor, now, event=None, all_journeys=True)
 
     def put_journey(self, journey: Journey, now: int) -> None:
-        """Starts, updates or freezes a live journey (published, paused or archived).
+        """Starts, updates or archives a live journey (published, paused or archived).
 
         A send step that gains a destination while live sends "entered", at
-        ``now``, for every current member to that destination.
+        ``now``, for every current member to that destination. Archiving ends
+        every run at ``now`` and sends nothing; the journey is then frozen.
         """
         old = self.journeys.get(journey.id)
         if old is not None:
@@ -129,6 +130,18 @@ class SpaceRuntime:
             live.register(self.conditions.index)
         if old is not None and journey.status is not JourneyStatus.ARCHIVED:
             self._connect(old, live, now)
+        elif old is not None and old.status is not JourneyStatus.ARCHIVED:
+            self._end_runs(live, now)
+
+    def _end_runs(self, live: LiveJourney, now: int) -> None:
+        """The journey was archived: every run ends now and nothing is sent (SPEC §5.5)."""
+        self.cause = JOURNEY
+        for actor_id in list(self.roster.at(live.id, live.journey.entry.id)):
+            actor = self.actors[actor_id]
+            state = actor.journeys[live.id]
+            if state.run is not None:
+                self.runner.end_run(actor, live, state, now, reason="archived")
+                self.unit().actors[(self.space_id, actor_id)] = actor
 
     def note_created(self, journey_id: str) -> None:
         """Records a journey's place in creation order (SPEC §5.4), if new."""
@@ -143,12 +156,18 @@ class SpaceRuntime:
         if live is not None:
             live.unregister(self.conditions.index)
         self.stats.pop(journey_id, None)
-        self.unit().stats[(self.space_id, journey_id)] = None
-        self.unit().forgotten.append((self.space_id, journey_id))
+        self.forget(journey_id)
         self.roster.drop_journey(journey_id)
         for actor_id, actor in self.actors.items():
             if actor.journeys.pop(journey_id, None) is not None:
                 self.unit().actors[(self.space_id, actor_id)] = actor
+
+    def forget(self, journey_id: str) -> None:
+        """The journey's stored counts and timeline entries go with the next unit."""
+        unit = self.unit()
+        if (self.space_id, journey_id) not in unit.forgotten:
+            unit.stats[(self.space_id, journey_id)] = None
+            unit.forgotten.append((self.space_id, journey_id))
 
     def _connect(self, old: LiveJourney, new: LiveJourney, now: int) -> None:
         for step in new.journey.send_steps():
@@ -327,6 +346,11 @@ class SpaceRuntime:
             self.actors[actor.id] = actor
             actor.wake_at = wake_at
             self.wheel.schedule((self.space_id, actor.id), wake_at)
+            gone = [j for j in actor.journeys if j not in self.journeys]
+            for journey_id in gone:  # deleted while the runtime was not told (a crash)
+                del actor.journeys[journey_id]
+                self.unit().actors[(self.space_id, actor.id)] = actor
+                self.forget(journey_id)
             for journey_id, state in actor.journeys.items():
                 run = state.run
                 if run is None:

@@ -120,8 +120,9 @@ class StepRunner:
         *,
         reason: str,
     ) -> None:
-        """Ends the current run (``exit_after`` or ``exit_condition``): it leaves every
-        step, and each send step's destinations get "exited"."""
+        """Ends the current run (``exit_after``, ``exit_condition``, or the journey
+        ``archived``): it leaves every step, and each send step's destinations get
+        "exited" — none for an archived journey, which sends nothing."""
         run = state.run
         assert run is not None
         space = self.space

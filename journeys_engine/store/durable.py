@@ -321,10 +321,6 @@ class DurableStore:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     outbox_rows,
                 )
-            if unit.forgotten:
-                await tx.executemany(
-                    "DELETE FROM timeline WHERE space_id = ? AND journey_id = ?", unit.forgotten
-                )
             if unit.timeline:
                 await tx.executemany(
                     "INSERT INTO timeline (space_id, actor_id, at, journey_id, run, kind, "
@@ -337,6 +333,10 @@ class DurableStore:
                         for space_id, actor_id, e in unit.timeline
                     ],
                 )  # fmt: skip
+            if unit.forgotten:  # after the inserts: a unit may record, then delete, a journey
+                await tx.executemany(
+                    "DELETE FROM timeline WHERE space_id = ? AND journey_id = ?", unit.forgotten
+                )
             if floor != self._floor:
                 await CatalogRows(tx).set_meta(_FLOOR_KEY, str(floor))
         self._sequences = sequences
@@ -351,7 +351,8 @@ class DurableStore:
     # Recovery
 
     async def load(self, runtime: Runtime) -> None:
-        """Puts every stored profile, link and count back into the runtime."""
+        """Puts every stored profile, link and count back into the runtime; what is
+        left of journeys no longer in the catalog goes with the next unit."""
         async with self._db.read() as tx:
             for space_id, journey_id, data in await tx.fetchall(
                 "SELECT space_id, journey_id, data FROM journey_stats"
@@ -359,6 +360,8 @@ class DurableStore:
                 space = runtime.space(space_id)
                 if journey_id in space.journeys:
                     space.stats[journey_id] = _stats_from(json.loads(data))
+                else:  # deleted while the runtime was not told (a crash)
+                    space.forget(journey_id)
             rows = await tx.fetchall(
                 "SELECT space_id, actor_id, position, wake_at, data FROM actors"
             )

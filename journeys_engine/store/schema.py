@@ -170,7 +170,7 @@ _V3 = (
     # Each profile's timeline (SPEC §8): every transition, in order, with its cause.
     """
     CREATE TABLE timeline (
-        sequence INTEGER PRIMARY KEY,
+        sequence INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: pages go by it
         space_id TEXT NOT NULL,
         actor_id TEXT NOT NULL,
         at INTEGER NOT NULL,

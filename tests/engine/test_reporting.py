@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from journeys_engine.model import (
     WaitDurationStep,
 )
 from journeys_engine.runtime import Change, WaitKind, message_id
-from journeys_engine.runtime.timeline import CauseKind, EntryKind, TimelineEntry
+from journeys_engine.runtime.timeline import Cause, CauseKind, EntryKind, TimelineEntry
 from journeys_engine.testing import FakeClock
 from tests.helpers.harness import HOUR, MINUTE, T0, cond, harness
 
@@ -176,12 +178,12 @@ async def test_causes_name_definition_changes_and_connected_destinations() -> No
         )
         await h.identify("u1", vip=True, plan="x")
         await h.track("u1", "Signup")  # a VIP already: through to the send at once
-        await h.track("u2", "Signup")
-        await h.engine.definitions.update(
+        await h.identify("u2", plan="x")
+        await h.track("u2", "Signup")  # not a VIP yet: held
+        await h.engine.definitions.update(  # now a VIP: the change lets u2 through
             "default",
             Audience("vip", "", "VIP", "", Condition("trait('vip') = true OR trait('plan') = 'x'")),
         )
-        await h.identify("u2", plan="x")
         connected = dataclasses.replace(
             journey,
             steps=tuple(
@@ -197,7 +199,7 @@ async def test_causes_name_definition_changes_and_connected_destinations() -> No
         EntryKind.SENT, "crm", CauseKind.JOURNEY
     )  # fmt: skip
     passed = next(e for e in u2 if e.kind is EntryKind.PASSED)
-    assert (passed.cause.kind, passed.cause.message_type) == (CauseKind.MESSAGE, "identify")
+    assert (passed.step_id, passed.cause) == ("hold", Cause(CauseKind.DEFINITIONS))
 
 
 async def test_counts_rosters_and_timelines_survive_a_restart_in_joining_order(
@@ -206,10 +208,20 @@ async def test_counts_rosters_and_timelines_survive_a_restart_in_joining_order(
     clock = FakeClock(T0)
     path = tmp_path / "journeys.db"
     steps = (
-        EntryStep("entry", "In", cond("event('Signup').count() >= 1"), False, "wait"),
-        WaitDurationStep("wait", "Wait", HOUR, "send"),
+        EntryStep("entry", "In", cond("event('Signup').count() >= 1"), False, "hold"),
+        WaitConditionStep("hold", "Until go", cond("event('Go').count() >= 1"), "send"),
         SendToDestinationsStep("send", "Send", ("email",)),
     )
+
+    async def track(engine: Engine, minute: int, user: str, event: str) -> None:
+        clock.set(T0 + minute * MINUTE)
+        await engine.ingest("default", [{"type": "track", "userId": user, "event": event}])
+        await engine.settle()
+
+    async def keys(engine: Engine, step_id: str, *, waiting: bool = False) -> list[str]:
+        page = await engine.reporting.step_users("default", "j", step_id, waiting=waiting)
+        return [m.profile_key for m in page.items]
+
     async with await Engine.open(path, clock=clock) as engine:
         await engine.definitions.create(
             "default", Destination("email", "", "Email", DestinationKind.EVENT, EventMode.TRACK)
@@ -217,27 +229,20 @@ async def test_counts_rosters_and_timelines_survive_a_restart_in_joining_order(
         await engine.journeys.create("default", Journey("j", "", "J", steps=steps))
         await engine.journeys.move("default", "j", Move.PUBLISH)
         for minute, user in enumerate(("zed", "amy", "kim")):  # ids out of alphabetical order
-            clock.set(T0 + minute * MINUTE)
-            await engine.ingest("default", [{"type": "track", "userId": user, "event": "Signup"}])
-            await engine.settle()
-        await engine.advance_to(T0 + HOUR + MINUTE)  # zed and amy move on; kim waits
+            await track(engine, minute, user, "Signup")
+        await track(engine, 3, "kim", "Go")  # the send step is joined in another order
+        await track(engine, 4, "amy", "Go")
         before = await engine.reporting.journey("default", "j")
         timeline = await _timeline(engine, "amy")
     async with await Engine.open(path, clock=clock) as engine:
         assert await engine.reporting.journey("default", "j") == before
         assert await _timeline(engine, "amy") == timeline
-        sent = await engine.reporting.step_users("default", "j", "send")
-        assert [m.profile_key for m in sent.items] == ["zed", "amy"]
-        waiting = await engine.reporting.step_users("default", "j", "wait", waiting=True)
-        assert [m.profile_key for m in waiting.items] == ["kim"]
-        joined = await engine.reporting.step_users("default", "j", "entry")
-        assert [(m.profile_key, m.waiting) for m in joined.items] == [
-            ("zed", False), ("amy", False), ("kim", False)
-        ]  # fmt: skip
-        await engine.advance_to(T0 + 3 * HOUR)
-        assert [m.profile_key for m in (await engine.reporting.step_users("default", "j", "send")).items] == [
-            "zed", "amy", "kim"
-        ]  # fmt: skip
+        assert await keys(engine, "entry") == ["zed", "amy", "kim"]
+        assert await keys(engine, "send") == ["kim", "amy"]
+        assert await keys(engine, "hold", waiting=True) == ["zed"]
+        await track(engine, 5, "zed", "Go")
+        assert await keys(engine, "send") == ["kim", "amy", "zed"]
+        assert await keys(engine, "hold", waiting=True) == []
 
 
 async def test_deleting_a_journey_takes_its_timeline_and_counts_with_it() -> None:
@@ -259,6 +264,39 @@ async def test_deleting_a_journey_takes_its_timeline_and_counts_with_it() -> Non
         with pytest.raises(NotFoundError):
             await _timeline(h.engine, "u1", journey_id="j")
         assert len(await _timeline(h.engine, "u1", journey_id="k")) == 4
+
+
+async def test_what_a_crash_left_of_a_deleted_journey_is_dropped_at_start(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    path = tmp_path / "journeys.db"
+    steps = (
+        EntryStep("entry", "In", cond("event('Signup').count() >= 1"), False, "send"),
+        SendToDestinationsStep("send", "Send", ("email",)),
+    )
+    async with await Engine.open(path, clock=clock) as engine:
+        await engine.definitions.create(
+            "default", Destination("email", "", "Email", DestinationKind.EVENT, EventMode.TRACK)
+        )
+        for journey_id in ("j", "k"):
+            await engine.journeys.create(
+                "default", Journey(journey_id, "", journey_id, steps=steps)
+            )
+            await engine.journeys.move("default", journey_id, Move.PUBLISH)
+        await engine.ingest("default", [{"type": "track", "userId": "u1", "event": "Signup"}])
+        await engine.settle()
+    # The catalog's delete committed, then the process died before the runtime heard of it.
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM journeys WHERE id = 'j'")
+    async with await Engine.open(path, clock=clock) as engine:
+        assert {e.journey_id for e in await _timeline(engine, "u1")} == {"k"}
+        view = await engine.reporting.profile("default", user_id="u1")
+        assert [j.journey_id for j in view.journeys] == ["k"]
+        assert not engine.runtime.space("default").roster.at("j", "entry")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM timeline WHERE journey_id = 'j'").fetchone() == (0,)
+        assert db.execute("SELECT journey_id FROM journey_stats").fetchall() == [("k",)]
+        (data,) = db.execute("SELECT data FROM actors WHERE actor_id = 'u:u1'").fetchone()
+        assert list(json.loads(data)["journeys"]) == ["k"]
 
 
 async def test_pages_follow_one_another_without_gaps_or_repeats() -> None:
@@ -308,7 +346,7 @@ async def test_a_draft_reports_zero_counts_for_every_step_in_tree_order() -> Non
         (
             lambda r: r.profile("default", user_id="u1", anonymous_id="a1"),
             InvalidArgumentError,
-            "user_id",
+            "anonymous_id",
         ),
         (lambda r: r.profile("default", user_id="nobody"), NotFoundError, None),
         (lambda r: r.profile("elsewhere", user_id="u1"), NotFoundError, None),
@@ -330,6 +368,18 @@ async def test_a_draft_reports_zero_counts_for_every_step_in_tree_order() -> Non
             "step_id",
         ),
         (lambda r: r.step_users("default", "none", "entry"), NotFoundError, None),
+        (lambda r: r.step_users("default", "j", ""), InvalidArgumentError, "step_id"),
+        (
+            lambda r: r.step_users("default", "j", "pinged", waiting=True),
+            InvalidArgumentError,
+            "waiting_only",
+        ),
+        (
+            lambda r: r.step_users("default", "j", "entry", page_token="x"),
+            InvalidArgumentError,
+            "page_token",
+        ),
+        (lambda r: r.profile("default", anonymous_id="nobody"), NotFoundError, None),
         (lambda r: r.journey("default", "none"), NotFoundError, None),
     ],
 )
@@ -343,4 +393,29 @@ async def test_bad_requests_get_clear_errors(
             await call(h.engine.reporting)
         if field is not None:
             assert isinstance(caught.value, InvalidArgumentError)
-            assert caught.value.violations[0].field == field
+            assert field in [v.field for v in caught.value.violations]
+
+
+async def test_the_profile_says_why_a_user_is_not_in_a_run() -> None:
+    async with harness() as h:
+        await h.journey(
+            EntryStep("entry", "In", cond("event('Signup').count() >= 1"), False, "send"),
+            SendToDestinationsStep("send", "Send", ("email",)),
+            settings=JourneySettings(exit_after_ms=HOUR, reentry_after_ms=24 * HOUR),
+        )
+        await h.track("u1", "Signup")
+        await h.track("u2", "Noise")
+        await h.move("j", Move.PAUSE)
+        await h.track("u3", "Signup")  # holds while paused: blocked after the resume
+        await h.move("j", Move.RESUME)
+        await h.at(90)
+
+        async def standing(user: str) -> tuple[object, ...]:
+            (journey,) = (await h.engine.reporting.profile("default", user_id=user)).journeys
+            return (journey.runs, journey.run, journey.entry_blocked, journey.reentry_at)
+
+        assert await standing("u1") == (1, None, False, T0 + HOUR + 24 * HOUR)
+        assert await standing("u2") == (0, None, False, None)
+        assert await standing("u3") == (0, None, True, None)
+        await h.at(25 * 60 + 30)  # re-entered when allowed, at 25h: in its second run
+        assert await standing("u1") == (2, 2, False, None)

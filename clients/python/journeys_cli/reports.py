@@ -9,7 +9,7 @@ import click
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from journeys.v1 import journey_pb2, reporting_pb2
-from journeys_client import JourneysClient
+from journeys_client import JourneysClient, NotFoundError
 from journeys_client.files import STATUS_NAMES, to_doc
 
 from journeys_cli.completion import complete_journey_ids
@@ -280,6 +280,8 @@ def _profile_data(view: reporting_pb2.Profile) -> dict[str, Any]:
                     for w in j.waits
                 ],
                 "next_check": instant_text(j.next_check) or None,
+                "entry_blocked": j.entry_blocked,
+                "reentry_at": instant_text(j.reentry_at) or None,
             }
             for j in view.journeys
         ],
@@ -293,9 +295,13 @@ def _step_names(journeys: Mapping[str, journey_pb2.Journey]) -> dict[tuple[str, 
 async def _journeys_named(
     client: JourneysClient, journey_ids: set[str]
 ) -> dict[str, journey_pb2.Journey]:
+    """The journeys, by id, for their step names (one deleted meanwhile is left out)."""
     found = {}
     for journey_id in sorted(journey_ids):
-        found[journey_id] = await client.get_journey(journey_id)
+        try:
+            found[journey_id] = await client.get_journey(journey_id)
+        except NotFoundError:
+            continue
     return found
 
 
@@ -347,12 +353,20 @@ def _profile_text(view: reporting_pb2.Profile, journeys: Mapping[str, journey_pb
             f"{names.get((j.journey_id, w.step_id), w.step_id)} {_wait_text(w, journey)}"
             for w in j.waits
         )
+        if j.entry_blocked:
+            waits = "entry held: its condition must turn false first (it held while paused)"
+        elif j.HasField("reentry_at"):
+            waits = f"may enter again at {instant_text(j.reentry_at)}"
+        elif not j.run and j.runs:
+            waits = "entered before; no re-entry"
+        elif not j.runs:
+            waits = "not entered: the entry condition has not held (or the exit one holds)"
         rows.append(
             (
                 j.journey_id,
                 STATUS_NAMES.get(j.status, "?"),
                 f"{j.run} of {j.runs}" if j.run else f"- of {j.runs}",
-                where or "(not in a run)",
+                where or "-",
                 waits,
                 instant_text(j.next_check),
             )

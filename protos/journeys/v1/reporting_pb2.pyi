@@ -427,7 +427,9 @@ class Profile(_message.Message):
 
     @_builtins.property
     def journeys(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProfileJourney]:
-        """The journeys it entered, in creation order."""
+        """The live and archived journeys it was looked at in, in creation order,
+        entered or not.
+        """
 
     def __init__(
         self,
@@ -462,12 +464,18 @@ class ProfileJourney(_message.Message):
     STEP_IDS_FIELD_NUMBER: _builtins.int
     WAITS_FIELD_NUMBER: _builtins.int
     NEXT_CHECK_FIELD_NUMBER: _builtins.int
+    ENTRY_BLOCKED_FIELD_NUMBER: _builtins.int
+    REENTRY_AT_FIELD_NUMBER: _builtins.int
     journey_id: _builtins.str
     status: _journey_pb2.JourneyStatus.ValueType
     runs: _builtins.int
     """Runs started."""
     run: _builtins.int
     """The current run's number; 0 outside a run."""
+    entry_blocked: _builtins.bool
+    """The entry condition held while the journey was paused: it must turn false
+    once before the profile may enter (as Segment documents for resume).
+    """
     @_builtins.property
     def entered_at(self) -> _timestamp_pb2.Timestamp:
         """The current run's entry."""
@@ -491,6 +499,12 @@ class ProfileJourney(_message.Message):
         new data can change anything.
         """
 
+    @_builtins.property
+    def reentry_at(self) -> _timestamp_pb2.Timestamp:
+        """Outside a run, with reentry_after: the earliest instant it may enter
+        again; unset when it may not, or may already.
+        """
+
     def __init__(
         self,
         *,
@@ -503,10 +517,12 @@ class ProfileJourney(_message.Message):
         step_ids: _abc.Iterable[_builtins.str] | None = ...,
         waits: _abc.Iterable[Global___StepWait] | None = ...,
         next_check: _timestamp_pb2.Timestamp | None = ...,
+        entry_blocked: _builtins.bool = ...,
+        reentry_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["entered_at", b"entered_at", "exited_at", b"exited_at", "next_check", b"next_check"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entered_at", b"entered_at", "exited_at", b"exited_at", "next_check", b"next_check", "reentry_at", b"reentry_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entered_at", b"entered_at", "exited_at", b"exited_at", "journey_id", b"journey_id", "next_check", b"next_check", "run", b"run", "runs", b"runs", "status", b"status", "step_ids", b"step_ids", "waits", b"waits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entered_at", b"entered_at", "entry_blocked", b"entry_blocked", "exited_at", b"exited_at", "journey_id", b"journey_id", "next_check", b"next_check", "reentry_at", b"reentry_at", "run", b"run", "runs", b"runs", "status", b"status", "step_ids", b"step_ids", "waits", b"waits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -93,6 +93,8 @@ def profile_to_proto(view: ProfileView) -> pb.Profile:
                 step_ids=j.steps,
                 waits=[_wait(w) for w in j.waits],
                 next_check=timestamp_proto(j.next_check),
+                entry_blocked=j.entry_blocked,
+                reentry_at=timestamp_proto(j.reentry_at),
             )
             for j in view.journeys
         ],

@@ -549,7 +549,7 @@ async def test_resume_waits_for_a_change_even_when_the_exit_condition_held_meanw
         assert h.seen() == [("email", "u1", "send", "entered", 5)]
 
 
-async def test_archive_freezes_runs_and_sends_nothing() -> None:
+async def test_archive_ends_runs_and_sends_nothing() -> None:
     async with harness() as h:
         await h.journey(
             entry(nxt="send"),
@@ -563,7 +563,9 @@ async def test_archive_freezes_runs_and_sends_nothing() -> None:
         await h.at(5 * 60)
         await h.track("u2", "Signup")
         assert h.seen() == [("email", "u1", "send", "entered", 0)]
-        assert h.stats().in_progress == 1  # frozen, not ended
+        stats = h.stats()  # the run ended at the archive (SPEC §5.5): not in progress
+        assert (stats.in_progress, stats.exited_runs, stats.steps["send"].members) == (0, 1, 0)
+        assert not h.engine.runtime.space("default").roster.at("j", "send")
 
 
 async def test_delete_ends_runs_and_sends_nothing() -> None:
