@@ -7,8 +7,9 @@ applied, so a caller sees what it sent.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from journeys_engine.model.journey import (
     WaitDurationStep,
 )
 from journeys_engine.runtime import Runtime, WaitKind
-from journeys_engine.runtime.actor import Actor, JourneyState
+from journeys_engine.runtime.actor import Actor, JourneyState, Wait
 from journeys_engine.runtime.identity import profile_id
 from journeys_engine.runtime.space import SpaceRuntime
 from journeys_engine.runtime.stats import JourneyStats, StepStats
@@ -111,6 +112,9 @@ class StepWait:
         recheck_at: For a condition or branches: the next re-check, or None when
             only new data can change it.
         untaken: For a multi-branch split: the indexes of the branches not taken.
+        step_name: The step's name.
+        condition: For a condition: its text.
+        untaken_names: For a multi-branch split: the names of the branches not taken.
     """
 
     step_id: str
@@ -118,6 +122,9 @@ class StepWait:
     until: int | None
     recheck_at: int | None
     untaken: tuple[int, ...]
+    step_name: str = ""
+    condition: str | None = None
+    untaken_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +133,14 @@ class ProfileJourney:
 
     Attributes:
         journey_id: The journey.
+        name: The journey's name.
         status: The journey's status.
         runs: Runs started.
         run: The current run's number, or None outside a run.
         entered_at: The current run's entry instant.
         exited_at: When the last run ended, if one did.
-        steps: Steps joined in the current run, in order.
+        steps: Steps joined in the current run, in order (ids).
+        step_names: Their names.
         waits: Where the current run is held.
         next_check: When the engine looks at the profile in this journey again
             without new data (a wait's end, a re-check, exit_after, re-entry).
@@ -142,12 +151,14 @@ class ProfileJourney:
     """
 
     journey_id: str
+    name: str
     status: JourneyStatus
     runs: int
     run: int | None
     entered_at: int | None
     exited_at: int | None
     steps: tuple[str, ...]
+    step_names: tuple[str, ...]
     waits: tuple[StepWait, ...]
     next_check: int | None
     entry_blocked: bool = False
@@ -299,7 +310,7 @@ class Reporting:
                 if reentry is not None and state.run is None and state.exited_at is not None:
                     reentry_at = state.exited_at + reentry
                     reentry_at = reentry_at if reentry_at > self._now() else None
-                journeys.append(_profile_journey(journey_id, live.status, state, due, reentry_at))
+                journeys.append(_profile_journey(live.journey, state, due, reentry_at))
         return ProfileView(
             actor.key,
             actor.user_id,
@@ -321,21 +332,33 @@ class Reporting:
         page_size: int = 0,
         page_token: str = "",
     ) -> Page[TimelineEntry]:
-        """A profile's timeline, oldest first, paged; one journey's when named.
+        """A profile's timeline, oldest first, paged; one journey's when named. Each
+        entry's detail also names its step (``step_name``), the condition a wait or
+        split looks at (``condition``) and the untaken branches' names
+        (``untaken_names``), from the journey, which cannot change while live.
 
         Raises:
             NotFoundError: no such space, profile or journey.
             InvalidArgumentError: not exactly one of the ids given; a bad page
                 size or token.
         """
-        _, actor, _ = await self._find(space_id, user_id, anonymous_id)
+        space, actor, _ = await self._find(space_id, user_id, anonymous_id)
         if journey_id:
             await self._journeys.get(space_id, journey_id)
         request = PageRequest.parse(page_size, page_token)
         entries = await self._store.timeline(
             space_id, actor.id, journey_id or None, request.after, request.size + 1
         )
-        return request.page([(e.sequence, e) for e in entries])
+        rows = []
+        for stored in entries:
+            live = space.journeys.get(stored.journey_id)
+            step = None if live is None else live.steps.get(stored.step_id or "")
+            entry = stored
+            if step is not None:
+                named = _named(step, stored.detail.get("branches", ()))
+                entry = dataclasses.replace(stored, detail={**stored.detail, **named})
+            rows.append((entry.sequence, entry))
+        return request.page(rows)
 
     async def _find(
         self, space_id: str, user_id: str, anonymous_id: str
@@ -378,34 +401,49 @@ def _step_report(step: Step, stats: StepStats | None) -> StepReport:
     )
 
 
+def _named(step: Step, untaken: Iterable[int]) -> dict[str, Any]:
+    """A step's name, the condition it looks at, and untaken branches' names."""
+    named: dict[str, Any] = {"step_name": step.name}
+    if isinstance(step, WaitConditionStep | TrueFalseSplitStep):
+        named["condition"] = step.condition.text
+    elif isinstance(step, MultiBranchSplitStep):
+        named["untaken_names"] = [step.branches[i].name for i in untaken]
+    return named
+
+
+def _step_wait(step: Step, wait: Wait) -> StepWait:
+    named = _named(step, wait.untaken)
+    duration = wait.kind is WaitKind.DURATION
+    return StepWait(
+        step.id,
+        wait.kind,
+        wait.due if duration else None,
+        None if duration else wait.due,
+        tuple(wait.untaken),
+        step.name,
+        named.get("condition"),
+        tuple(named.get("untaken_names", ())),
+    )
+
+
 def _profile_journey(
-    journey_id: str,
-    status: JourneyStatus,
-    state: JourneyState,
-    due: int | None,
-    reentry_at: int | None,
+    journey: Journey, state: JourneyState, due: int | None, reentry_at: int | None
 ) -> ProfileJourney:
     run = state.run
+    steps = {s.id: s for s in journey.steps}
     waits: tuple[StepWait, ...] = ()
     if run is not None:
-        waits = tuple(
-            StepWait(
-                step_id,
-                wait.kind,
-                wait.due if wait.kind is WaitKind.DURATION else None,
-                None if wait.kind is WaitKind.DURATION else wait.due,
-                tuple(wait.untaken),
-            )
-            for step_id, wait in run.waits.items()
-        )
+        waits = tuple(_step_wait(steps[step_id], wait) for step_id, wait in run.waits.items())
     return ProfileJourney(
-        journey_id,
-        status,
+        journey.id,
+        journey.name,
+        journey.status,
         state.runs,
         None if run is None else run.number,
         None if run is None else run.entered_at,
         state.exited_at,
         () if run is None else tuple(run.joined),
+        () if run is None else tuple(steps[s].name for s in run.joined),
         waits,
         due,
         state.blocked,

@@ -222,10 +222,13 @@ def explain_stuck_user(server: ServerProcess) -> None:
     assert journey["waits"] == [
         {
             "step_id": "channel",
+            "step_name": "Preferred channel",
             "kind": "branches",
             "until": None,
             "recheck_at": None,  # only new data (a trait, an order) can change it
+            "condition": None,
             "untaken_branches": [1, 2],
+            "untaken_branch_names": ["SMS", "High value"],
         }
     ]
     assert journey["next_check"] == iso(START + 7 * DAY)  # exit_after

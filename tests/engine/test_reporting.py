@@ -54,6 +54,9 @@ def _steps() -> tuple[Any, ...]:
     )
 
 
+_NAMED = ("step_name", "condition", "untaken_names")  # added from the journey when read
+
+
 def _line(entry: TimelineEntry) -> tuple[Any, ...]:
     return (
         (entry.at - T0) // MINUTE,
@@ -62,7 +65,7 @@ def _line(entry: TimelineEntry) -> tuple[Any, ...]:
         entry.step_id,
         entry.cause.kind.value,
         entry.cause.event,
-        entry.detail,
+        {k: v for k, v in entry.detail.items() if k not in _NAMED},
     )
 
 
@@ -120,6 +123,12 @@ async def test_the_timeline_records_every_transition_with_its_instant_and_cause(
             "change": "exited",
         }),
     ]  # fmt: skip
+    names = {s.id: s.name for s in _steps()}
+    assert all(e.detail.get("step_name") == names.get(e.step_id) for e in timeline if e.step_id)
+    split = next(e for e in timeline if e.kind is EntryKind.SPLIT)
+    assert split.detail["condition"] == "trait('plan') = 'pro'"
+    waiting = [e.detail.get("untaken_names") for e in timeline if e.kind is EntryKind.WAITING]
+    assert waiting == [None, ["Pinged", "Bought"]]
     message_causes = [e.cause for e in timeline if e.cause.kind is CauseKind.MESSAGE]
     assert {c.message_type for c in message_causes} == {"track"}
     assert all(c.message_id for c in message_causes)
@@ -152,12 +161,18 @@ async def test_a_stuck_user_is_explained_by_the_profile_and_the_timeline() -> No
         assert (held.step_id, held.kind, held.until, held.recheck_at) == (
             "hold", WaitKind.CONDITION, None, None
         )  # fmt: skip
+        assert (held.step_name, held.condition) == ("Until bought", "event('Buy').count() >= 1")
+        assert (journey.name, journey.step_names) == ("Journey", ("Signed up", "Until bought"))
         assert journey.next_check == T0 + 7 * 24 * HOUR  # only exit_after is ahead
         last = (await _timeline(h.engine, "u1"))[-1]
         assert (last.kind, last.step_id, last.detail) == (
             EntryKind.WAITING,
             "hold",
-            {"recheck_at": None},
+            {
+                "recheck_at": None,
+                "step_name": "Until bought",
+                "condition": "event('Buy').count() >= 1",
+            },
         )
         users = await h.engine.reporting.step_users("default", "j", "hold", waiting=True)
         assert [(m.profile_key, m.run, m.waiting) for m in users.items] == [("u1", 1, True)]

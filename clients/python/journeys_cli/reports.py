@@ -8,8 +8,8 @@ from typing import Any
 import click
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from journeys.v1 import journey_pb2, reporting_pb2
-from journeys_client import JourneysClient, NotFoundError
+from journeys.v1 import reporting_pb2
+from journeys_client import JourneysClient
 from journeys_client.files import STATUS_NAMES, to_doc
 
 from journeys_cli.completion import complete_journey_ids
@@ -263,19 +263,24 @@ def _profile_data(view: reporting_pb2.Profile) -> dict[str, Any]:
         "journeys": [
             {
                 "journey_id": j.journey_id,
+                "name": j.journey_name,
                 "status": STATUS_NAMES.get(j.status, "?"),
                 "runs": j.runs,
                 "run": j.run or None,
                 "entered_at": instant_text(j.entered_at) or None,
                 "exited_at": instant_text(j.exited_at) or None,
                 "steps": list(j.step_ids),
+                "step_names": list(j.step_names),
                 "waits": [
                     {
                         "step_id": w.step_id,
+                        "step_name": w.step_name,
                         "kind": _WAIT_KINDS.get(w.kind, "?"),
                         "until": instant_text(w.until) or None,
                         "recheck_at": instant_text(w.recheck_at) or None,
+                        "condition": w.condition or None,
                         "untaken_branches": list(w.untaken_branches),
+                        "untaken_branch_names": list(w.untaken_branch_names),
                     }
                     for w in j.waits
                 ],
@@ -288,48 +293,20 @@ def _profile_data(view: reporting_pb2.Profile) -> dict[str, Any]:
     }
 
 
-def _step_names(journeys: Mapping[str, journey_pb2.Journey]) -> dict[tuple[str, str], str]:
-    return {(j.id, s.id): s.name for j in journeys.values() for s in j.steps}
+def _waited_for(condition: str, untaken_names: Iterable[str]) -> str:
+    """What a run waits for: a condition's text, or the untaken branches' names."""
+    return condition or "branches " + ", ".join(untaken_names)
 
 
-async def _journeys_named(
-    client: JourneysClient, journey_ids: set[str]
-) -> dict[str, journey_pb2.Journey]:
-    """The journeys, by id, for their step names (one deleted meanwhile is left out)."""
-    found = {}
-    for journey_id in sorted(journey_ids):
-        try:
-            found[journey_id] = await client.get_journey(journey_id)
-        except NotFoundError:
-            continue
-    return found
-
-
-def _step_of(journey: journey_pb2.Journey | None, step_id: str) -> journey_pb2.Step | None:
-    if journey is None:
-        return None
-    return next((s for s in journey.steps if s.id == step_id), None)
-
-
-def _waited_for(step: journey_pb2.Step | None, untaken: Iterable[int]) -> str:
-    """What a run waits for at a step: the condition's text, or the branches' names."""
-    if step is None:
-        return "its condition"
-    if step.HasField("wait_condition"):
-        return step.wait_condition.condition.text
-    branches = step.multi_branch_split.branches
-    return "branches " + ", ".join(branches[i].name for i in untaken if i < len(branches))
-
-
-def _wait_text(wait: reporting_pb2.StepWait, journey: journey_pb2.Journey | None) -> str:
+def _wait_text(wait: reporting_pb2.StepWait) -> str:
     if wait.kind == reporting_pb2.WAIT_KIND_DURATION:
         return f"until {instant_text(wait.until)}"
-    what = _waited_for(_step_of(journey, wait.step_id), wait.untaken_branches)
+    what = _waited_for(wait.condition, wait.untaken_branch_names)
     recheck = instant_text(wait.recheck_at)
     return f"for {what}" + (f" (re-checked at {recheck})" if recheck else " (on new data)")
 
 
-def _profile_text(view: reporting_pb2.Profile, journeys: Mapping[str, journey_pb2.Journey]) -> str:
+def _profile_text(view: reporting_pb2.Profile) -> str:
     ids = [f"user id {view.user_id}"] if view.user_id else []
     if view.anonymous_id:
         ids.append(f"anonymous id {view.anonymous_id}")
@@ -344,15 +321,10 @@ def _profile_text(view: reporting_pb2.Profile, journeys: Mapping[str, journey_pb
     lines += ["", "TRAITS", table(("trait", "value"), sorted(traits.items()))]
     lines += ["", "COMPUTED TRAITS", table(("id", "value"), sorted(computed.items()))]
     lines += ["", "AUDIENCES", ", ".join(view.audience_ids) or "(none)"]
-    names = _step_names(journeys)
     rows = []
     for j in view.journeys:
-        journey = journeys.get(j.journey_id)
-        where = " → ".join(names.get((j.journey_id, s), s) for s in j.step_ids)
-        waits = "; ".join(
-            f"{names.get((j.journey_id, w.step_id), w.step_id)} {_wait_text(w, journey)}"
-            for w in j.waits
-        )
+        where = " → ".join(j.step_names)
+        waits = "; ".join(f"{w.step_name} {_wait_text(w)}" for w in j.waits)
         if j.entry_blocked:
             waits = "entry held: its condition must turn false first (it held while paused)"
         elif j.HasField("reentry_at"):
@@ -406,13 +378,12 @@ def _cause_text(cause: reporting_pb2.Cause) -> str:
     return ""
 
 
-def _detail_text(entry: reporting_pb2.TimelineEntry, journey: journey_pb2.Journey | None) -> str:
-    step = _step_of(journey, entry.step_id)
+def _detail_text(entry: reporting_pb2.TimelineEntry) -> str:
     match entry.kind:
         case reporting_pb2.TIMELINE_KIND_WAITING:
             if entry.HasField("until"):
                 return f"until {instant_text(entry.until)}"
-            what = _waited_for(step, entry.untaken_branches)
+            what = _waited_for(entry.condition, entry.untaken_branch_names)
             recheck = instant_text(entry.recheck_at)
             return f"for {what}" + (f"; re-check at {recheck}" if recheck else "; on new data")
         case reporting_pb2.TIMELINE_KIND_RECHECKED:
@@ -475,16 +446,14 @@ async def profile(
         if fmt != "table":
             emit(fmt, [_timeline_data(e) for e in entries])
             return
-        journeys = await _journeys_named(client, {e.journey_id for e in entries})
-        names = _step_names(journeys)
         rows = [
             (
                 instant_text(e.time),
                 e.journey_id,
                 e.run,
                 _WHAT[e.kind],
-                names.get((e.journey_id, e.step_id), e.step_id),
-                _detail_text(e, journeys.get(e.journey_id)),
+                e.step_name or e.step_id,
+                _detail_text(e),
                 _cause_text(e.cause),
             )
             for e in entries
@@ -496,5 +465,4 @@ async def profile(
     if fmt != "table":
         emit(fmt, _profile_data(view))
         return
-    journeys = await _journeys_named(client, {j.journey_id for j in view.journeys})
-    click.echo(_profile_text(view, journeys))
+    click.echo(_profile_text(view))

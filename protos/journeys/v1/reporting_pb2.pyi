@@ -456,17 +456,20 @@ class ProfileJourney(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOURNEY_ID_FIELD_NUMBER: _builtins.int
+    JOURNEY_NAME_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     RUNS_FIELD_NUMBER: _builtins.int
     RUN_FIELD_NUMBER: _builtins.int
     ENTERED_AT_FIELD_NUMBER: _builtins.int
     EXITED_AT_FIELD_NUMBER: _builtins.int
     STEP_IDS_FIELD_NUMBER: _builtins.int
+    STEP_NAMES_FIELD_NUMBER: _builtins.int
     WAITS_FIELD_NUMBER: _builtins.int
     NEXT_CHECK_FIELD_NUMBER: _builtins.int
     ENTRY_BLOCKED_FIELD_NUMBER: _builtins.int
     REENTRY_AT_FIELD_NUMBER: _builtins.int
     journey_id: _builtins.str
+    journey_name: _builtins.str
     status: _journey_pb2.JourneyStatus.ValueType
     runs: _builtins.int
     """Runs started."""
@@ -489,6 +492,10 @@ class ProfileJourney(_message.Message):
         """Steps joined in the current run, in order."""
 
     @_builtins.property
+    def step_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Their names."""
+
+    @_builtins.property
     def waits(self) -> _containers.RepeatedCompositeFieldContainer[Global___StepWait]:
         """Where the current run is held."""
 
@@ -509,12 +516,14 @@ class ProfileJourney(_message.Message):
         self,
         *,
         journey_id: _builtins.str = ...,
+        journey_name: _builtins.str = ...,
         status: _journey_pb2.JourneyStatus.ValueType = ...,
         runs: _builtins.int = ...,
         run: _builtins.int = ...,
         entered_at: _timestamp_pb2.Timestamp | None = ...,
         exited_at: _timestamp_pb2.Timestamp | None = ...,
         step_ids: _abc.Iterable[_builtins.str] | None = ...,
+        step_names: _abc.Iterable[_builtins.str] | None = ...,
         waits: _abc.Iterable[Global___StepWait] | None = ...,
         next_check: _timestamp_pb2.Timestamp | None = ...,
         entry_blocked: _builtins.bool = ...,
@@ -522,7 +531,7 @@ class ProfileJourney(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["entered_at", b"entered_at", "exited_at", b"exited_at", "next_check", b"next_check", "reentry_at", b"reentry_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entered_at", b"entered_at", "entry_blocked", b"entry_blocked", "exited_at", b"exited_at", "journey_id", b"journey_id", "next_check", b"next_check", "reentry_at", b"reentry_at", "run", b"run", "runs", b"runs", "status", b"status", "step_ids", b"step_ids", "waits", b"waits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entered_at", b"entered_at", "entry_blocked", b"entry_blocked", "exited_at", b"exited_at", "journey_id", b"journey_id", "journey_name", b"journey_name", "next_check", b"next_check", "reentry_at", b"reentry_at", "run", b"run", "runs", b"runs", "status", b"status", "step_ids", b"step_ids", "step_names", b"step_names", "waits", b"waits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -537,8 +546,14 @@ class StepWait(_message.Message):
     UNTIL_FIELD_NUMBER: _builtins.int
     RECHECK_AT_FIELD_NUMBER: _builtins.int
     UNTAKEN_BRANCHES_FIELD_NUMBER: _builtins.int
+    STEP_NAME_FIELD_NUMBER: _builtins.int
+    CONDITION_FIELD_NUMBER: _builtins.int
+    UNTAKEN_BRANCH_NAMES_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     kind: Global___WaitKind.ValueType
+    step_name: _builtins.str
+    condition: _builtins.str
+    """A condition: its text."""
     @_builtins.property
     def until(self) -> _timestamp_pb2.Timestamp:
         """A duration: when the run moves on."""
@@ -553,6 +568,10 @@ class StepWait(_message.Message):
     def untaken_branches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """A multi-branch split: the branches not taken yet, by index."""
 
+    @_builtins.property
+    def untaken_branch_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """A multi-branch split: the names of the branches not taken yet."""
+
     def __init__(
         self,
         *,
@@ -561,10 +580,13 @@ class StepWait(_message.Message):
         until: _timestamp_pb2.Timestamp | None = ...,
         recheck_at: _timestamp_pb2.Timestamp | None = ...,
         untaken_branches: _abc.Iterable[_builtins.int] | None = ...,
+        step_name: _builtins.str = ...,
+        condition: _builtins.str = ...,
+        untaken_branch_names: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["recheck_at", b"recheck_at", "until", b"until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "recheck_at", b"recheck_at", "step_id", b"step_id", "untaken_branches", b"untaken_branches", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition", "kind", b"kind", "recheck_at", b"recheck_at", "step_id", b"step_id", "step_name", b"step_name", "untaken_branch_names", b"untaken_branch_names", "untaken_branches", b"untaken_branches", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -680,6 +702,9 @@ class TimelineEntry(_message.Message):
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
     CHANGE_FIELD_NUMBER: _builtins.int
     BRANCH_INDEX_FIELD_NUMBER: _builtins.int
+    STEP_NAME_FIELD_NUMBER: _builtins.int
+    CONDITION_FIELD_NUMBER: _builtins.int
+    UNTAKEN_BRANCH_NAMES_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Its place in the profile's timeline (increasing)."""
     journey_id: _builtins.str
@@ -699,6 +724,10 @@ class TimelineEntry(_message.Message):
     """"entered" or "exited"."""
     branch_index: _builtins.int
     """BRANCH_TAKEN: the branch's index."""
+    step_name: _builtins.str
+    """The step's name."""
+    condition: _builtins.str
+    """At a wait_condition or true_false_split step: the condition's text."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """The logical instant it happened."""
@@ -719,6 +748,10 @@ class TimelineEntry(_message.Message):
     def untaken_branches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """WAITING at a multi-branch split: the branches not taken, by index."""
 
+    @_builtins.property
+    def untaken_branch_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """WAITING at a multi-branch split: the untaken branches' names."""
+
     def __init__(
         self,
         *,
@@ -738,10 +771,13 @@ class TimelineEntry(_message.Message):
         message_id: _builtins.str = ...,
         change: _builtins.str = ...,
         branch_index: _builtins.int = ...,
+        step_name: _builtins.str = ...,
+        condition: _builtins.str = ...,
+        untaken_branch_names: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "recheck_at", b"recheck_at", "time", b"time", "until", b"until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch", b"branch", "branch_index", b"branch_index", "cause", b"cause", "change", b"change", "destination_id", b"destination_id", "journey_id", b"journey_id", "kind", b"kind", "message_id", b"message_id", "reason", b"reason", "recheck_at", b"recheck_at", "run", b"run", "sequence", b"sequence", "step_id", b"step_id", "time", b"time", "untaken_branches", b"untaken_branches", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch", b"branch", "branch_index", b"branch_index", "cause", b"cause", "change", b"change", "condition", b"condition", "destination_id", b"destination_id", "journey_id", b"journey_id", "kind", b"kind", "message_id", b"message_id", "reason", b"reason", "recheck_at", b"recheck_at", "run", b"run", "sequence", b"sequence", "step_id", b"step_id", "step_name", b"step_name", "time", b"time", "untaken_branch_names", b"untaken_branch_names", "untaken_branches", b"untaken_branches", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -70,6 +70,9 @@ def _wait(wait: StepWait) -> pb.StepWait:
         until=timestamp_proto(wait.until),
         recheck_at=timestamp_proto(wait.recheck_at),
         untaken_branches=wait.untaken,
+        step_name=wait.step_name,
+        condition=wait.condition or "",
+        untaken_branch_names=wait.untaken_names,
     )
 
 
@@ -85,12 +88,14 @@ def profile_to_proto(view: ProfileView) -> pb.Profile:
         journeys=[
             pb.ProfileJourney(
                 journey_id=j.journey_id,
+                journey_name=j.name,
                 status=status_to_proto(j.status),
                 runs=j.runs,
                 run=j.run or 0,
                 entered_at=timestamp_proto(j.entered_at),
                 exited_at=timestamp_proto(j.exited_at),
                 step_ids=j.steps,
+                step_names=j.step_names,
                 waits=[_wait(w) for w in j.waits],
                 next_check=timestamp_proto(j.next_check),
                 entry_blocked=j.entry_blocked,
@@ -126,4 +131,7 @@ def timeline_entry_to_proto(entry: TimelineEntry) -> pb.TimelineEntry:
         destination_id=detail.get("destination_id", ""),
         message_id=detail.get("message_id", ""),
         change=detail.get("change", ""),
+        step_name=detail.get("step_name", ""),
+        condition=detail.get("condition", ""),
+        untaken_branch_names=detail.get("untaken_names", ()),
     )
