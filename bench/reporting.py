@@ -119,8 +119,9 @@ async def reads(
         with sqlite3.connect(path) as db:
             (rows,) = db.execute("SELECT count(*) FROM timeline").fetchone()
             (payload,) = db.execute(
-                "SELECT sum(length(data) + length(actor_id) + length(journey_id) "
-                "+ length(kind) + coalesce(length(step_id), 0) + 24) FROM timeline"
+                "SELECT sum(length(cause) + coalesce(length(detail), 0) + length(actor_id) "
+                "+ length(journey_id) + length(kind) + coalesce(length(step_id), 0) + 24) "
+                "FROM timeline"
             ).fetchone()
             pages = db.execute(
                 "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'timeline%'"

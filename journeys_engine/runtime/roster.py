@@ -26,10 +26,10 @@ class Roster:
         self.waiting: dict[StepKey, dict[str, int]] = {}
 
     def join(self, journey_id: str, step_id: str, actor_id: str, run: int) -> None:
-        self.members.setdefault((journey_id, step_id), {})[actor_id] = run
+        _add(self.members, (journey_id, step_id), actor_id, run)
 
     def hold(self, journey_id: str, step_id: str, actor_id: str, run: int) -> None:
-        self.waiting.setdefault((journey_id, step_id), {})[actor_id] = run
+        _add(self.waiting, (journey_id, step_id), actor_id, run)
 
     def release(self, journey_id: str, step_id: str, actor_id: str) -> None:
         _discard(self.waiting, (journey_id, step_id), actor_id)
@@ -51,6 +51,14 @@ class Roster:
     def at(self, journey_id: str, step_id: str, *, waiting: bool = False) -> Mapping[str, int]:
         """The runs at a step (or held there): actor id -> run, in the order they came."""
         return (self.waiting if waiting else self.members).get((journey_id, step_id), {})
+
+
+def _add(table: dict[StepKey, dict[str, int]], key: StepKey, actor_id: str, run: int) -> None:
+    found = table.get(key)
+    if found is None:
+        table[key] = {actor_id: run}
+    else:
+        found[actor_id] = run
 
 
 def _discard(table: dict[StepKey, dict[str, int]], key: StepKey, actor_id: str) -> None:

@@ -22,7 +22,7 @@ from journeys_engine.runtime.identity import Logged
 from journeys_engine.runtime.outputs import Output
 from journeys_engine.runtime.space import ActorKey, SpaceRuntime
 from journeys_engine.runtime.stats import JourneyStats
-from journeys_engine.runtime.timeline import TimelineEntry
+from journeys_engine.runtime.timeline import TimelineRow
 from journeys_engine.runtime.wheel import TimerWheel
 
 __all__ = ["ActorSnapshot", "Runtime", "Unit"]
@@ -49,7 +49,7 @@ class Unit:
         outputs: Destination calls produced, in order.
         positions: Log positions of the messages applied.
         stats: Journey counts changed (None: the journey is gone), by (space id, journey id).
-        timeline: Transitions made, in order: (space id, actor id, entry).
+        timeline: Transitions made, in order.
         forgotten: Journeys whose timelines go with them (deleted): (space id, journey id).
     """
 
@@ -58,7 +58,7 @@ class Unit:
     outputs: list[Output] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     stats: dict[tuple[str, str], JourneyStats | None] = field(default_factory=dict)
-    timeline: list[tuple[str, str, TimelineEntry]] = field(default_factory=list)
+    timeline: list[TimelineRow] = field(default_factory=list)
     forgotten: list[tuple[str, str]] = field(default_factory=list)
 
     @property

@@ -34,7 +34,6 @@ from journeys_engine.runtime.timeline import (
     Cause,
     CauseKind,
     EntryKind,
-    TimelineEntry,
 )
 from journeys_engine.runtime.wheel import TimerWheel
 
@@ -188,7 +187,9 @@ class SpaceRuntime:
 
     def stats_of(self, journey_id: str) -> JourneyStats:
         """A journey's counts, marked as changed in the current unit."""
-        stats = self.stats.setdefault(journey_id, JourneyStats())
+        stats = self.stats.get(journey_id)
+        if stats is None:
+            stats = self.stats[journey_id] = JourneyStats()
         self.unit().stats[(self.space_id, journey_id)] = stats
         return stats
 
@@ -203,8 +204,9 @@ class SpaceRuntime:
         **detail: object,
     ) -> None:
         """Notes a transition on the profile's timeline, with the current cause."""
-        entry = TimelineEntry(at, journey_id, run, kind, step_id, self.cause, detail)
-        self.unit().timeline.append((self.space_id, actor.id, entry))
+        self.unit().timeline.append(
+            (self.space_id, actor.id, at, journey_id, run, kind, step_id, self.cause, detail)
+        )
 
     def join_membership(
         self, actor: Actor, live: LiveJourney, step: SendToDestinationsStep, run: int, t: int

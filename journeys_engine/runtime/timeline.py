@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Cause", "CauseKind", "EntryKind", "TimelineEntry"]
+__all__ = ["Cause", "CauseKind", "EntryKind", "TimelineEntry", "TimelineRow"]
 
 
 class EntryKind(StrEnum):
@@ -97,10 +97,6 @@ class TimelineEntry:
     detail: dict[str, Any] = field(default_factory=dict)
     sequence: int = 0
 
-    def data(self) -> dict[str, Any]:
-        """What the store keeps beside the indexed columns."""
-        return {"cause": self.cause.to_data(), **self.detail}
-
     @classmethod
     def from_row(
         cls,
@@ -110,8 +106,16 @@ class TimelineEntry:
         run: int,
         kind: str,
         step_id: str | None,
-        data: dict[str, Any],
+        cause: list[Any],
+        detail: dict[str, Any] | None,
     ) -> TimelineEntry:
-        detail = dict(data)
-        cause = Cause.from_data(detail.pop("cause"))
-        return cls(at, journey_id, run, EntryKind(kind), step_id, cause, detail, sequence)
+        """The entry a stored row describes."""
+        return cls(
+            at, journey_id, run, EntryKind(kind), step_id, Cause.from_data(cause), detail or {},
+            sequence,
+        )  # fmt: skip
+
+
+TimelineRow = tuple[str, str, int, str, int, EntryKind, "str | None", Cause, dict[str, Any]]
+"""An entry as the runtime records it, cheaply: (space id, actor id, at, journey id,
+run, kind, step id, cause, detail)."""

@@ -32,7 +32,7 @@ from journeys_engine.runtime.identity import Logged, resolve
 from journeys_engine.runtime.outputs import Change
 from journeys_engine.runtime.runtime import Runtime, Unit
 from journeys_engine.runtime.stats import JourneyStats, StepStats
-from journeys_engine.runtime.timeline import TimelineEntry
+from journeys_engine.runtime.timeline import TimelineEntry, TimelineRow
 from journeys_engine.store.catalog import CatalogRows
 from journeys_engine.store.database import Database, Tx
 
@@ -324,15 +324,9 @@ class DurableStore:
             if unit.timeline:
                 await tx.executemany(
                     "INSERT INTO timeline (space_id, actor_id, at, journey_id, run, kind, "
-                    "step_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            space_id, actor_id, e.at, e.journey_id, e.run, e.kind.value,
-                            e.step_id, _dumps(e.data()),
-                        )
-                        for space_id, actor_id, e in unit.timeline
-                    ],
-                )  # fmt: skip
+                    "step_id, cause, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _timeline_rows(unit.timeline),
+                )
             if unit.forgotten:  # after the inserts: a unit may record, then delete, a journey
                 await tx.executemany(
                     "DELETE FROM timeline WHERE space_id = ? AND journey_id = ?", unit.forgotten
@@ -400,7 +394,7 @@ class DurableStore:
         """The profile's timeline entries after sequence ``after``, in order, at most
         ``limit``; only one journey's when ``journey_id`` is given."""
         query = (
-            "SELECT sequence, at, journey_id, run, kind, step_id, data FROM timeline "
+            "SELECT sequence, at, journey_id, run, kind, step_id, cause, detail FROM timeline "
             "WHERE space_id = ? AND actor_id = ? AND sequence > ?"
         )
         args: list[object] = [space_id, actor_id, after]
@@ -411,7 +405,14 @@ class DurableStore:
             rows = await tx.fetchall(f"{query} ORDER BY sequence LIMIT ?", (*args, limit))
         return [
             TimelineEntry.from_row(
-                int(r[0]), int(r[1]), r[2], int(r[3]), r[4], r[5], json.loads(r[6])
+                int(r[0]),
+                int(r[1]),
+                r[2],
+                int(r[3]),
+                r[4],
+                r[5],
+                json.loads(r[6]),
+                None if r[7] is None else json.loads(r[7]),
             )
             for r in rows
         ]
@@ -533,6 +534,20 @@ class DurableStore:
         """Waits for log writes in flight."""
         if self._writer is not None:
             await self._writer
+
+
+def _timeline_rows(rows: Sequence[TimelineRow]) -> list[tuple[object, ...]]:
+    """Rows for the timeline table; the entries of one cascade share their cause,
+    encoded once, and an empty detail is stored as NULL."""
+    causes: dict[int, str] = {}
+    out: list[tuple[object, ...]] = []
+    for space_id, actor_id, at, journey_id, run, kind, step_id, cause, detail in rows:
+        text = causes.get(id(cause))
+        if text is None:
+            text = causes[id(cause)] = _dumps(cause.to_data())
+        encoded = _dumps(detail) if detail else None
+        out.append((space_id, actor_id, at, journey_id, run, kind, step_id, text, encoded))
+    return out
 
 
 def _stats_data(stats: JourneyStats) -> dict[str, Any]:

@@ -178,7 +178,8 @@ _V3 = (
         run INTEGER NOT NULL,
         kind TEXT NOT NULL,
         step_id TEXT,
-        data TEXT NOT NULL
+        cause TEXT NOT NULL,
+        detail TEXT
     )
     """,
     "CREATE INDEX timeline_by_actor ON timeline (space_id, actor_id, sequence)",
