@@ -413,12 +413,11 @@ def _named(step: Step, untaken: Iterable[int]) -> dict[str, Any]:
 
 def _step_wait(step: Step, wait: Wait) -> StepWait:
     named = _named(step, wait.untaken)
-    duration = wait.kind is WaitKind.DURATION
     return StepWait(
         step.id,
         wait.kind,
-        wait.due if duration else None,
-        None if duration else wait.due,
+        wait.until,
+        wait.recheck_at,
         tuple(wait.untaken),
         step.name,
         named.get("condition"),

@@ -39,6 +39,16 @@ class Wait:
     due: int | None
     untaken: list[int] = field(default_factory=list)
 
+    @property
+    def until(self) -> int | None:
+        """For a duration: when the run moves on."""
+        return self.due if self.kind is WaitKind.DURATION else None
+
+    @property
+    def recheck_at(self) -> int | None:
+        """For a condition or branches: the next re-check (None: only new data helps)."""
+        return None if self.kind is WaitKind.DURATION else self.due
+
     def to_data(self) -> list[Any]:
         return [self.kind.value, self.due, self.untaken]
 

@@ -219,11 +219,11 @@ class StepRunner:
         space.roster.hold(live.id, step_id, actor.id, run.number)
         detail: dict[str, object]
         if wait.kind is WaitKind.DURATION:
-            detail = {"until": wait.due}
+            detail = {"until": wait.until}
         elif wait.kind is WaitKind.CONDITION:
-            detail = {"recheck_at": wait.due}
+            detail = {"recheck_at": wait.recheck_at}
         else:
-            detail = {"recheck_at": wait.due, "branches": list(wait.untaken)}
+            detail = {"recheck_at": wait.recheck_at, "branches": list(wait.untaken)}
         space.record(actor, live.id, run.number, EntryKind.WAITING, step_id, t, **detail)
 
     def _release(
@@ -248,9 +248,9 @@ class StepRunner:
         every message that can change it, and the timeline would fill with them.)
         """
         if due is not None and due <= t and self.space.cause.kind is CauseKind.TIMER:
-            wait = run.waits[step_id]
+            recheck_at = run.waits[step_id].recheck_at
             self.space.record(
-                actor, live.id, run.number, EntryKind.RECHECKED, step_id, t, recheck_at=wait.due
+                actor, live.id, run.number, EntryKind.RECHECKED, step_id, t, recheck_at=recheck_at
             )
 
     def _take_branches(
@@ -309,7 +309,7 @@ class StepRunner:
                     self._take_branches(actor, live, state, run, step, wait, wait.untaken, t)
                     if not wait.untaken:
                         self._release(actor, live, run, step_id, t, "branches")
-                    elif state.run is run:
+                    else:  # (a cascade never ends the run: it is still current)
                         self._rechecked(actor, live, run, step_id, due, t)
 
     # Wake-ups

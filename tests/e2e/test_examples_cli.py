@@ -467,6 +467,23 @@ def test_paid_subscription_acquisition(manual: ServerProcess) -> None:
     })  # fmt: skip
 
 
+def test_the_other_read_verbs_print_each_format(manual: ServerProcess) -> None:
+    publish(manual, "onboarding")
+    at(manual, 0)
+    assert json.loads(cli(manual, "clock", "get", "-o", "json")) == {"now": iso(START)}
+    assert cli(manual, "clock", "get", "-o", "yaml") == f"now: '{iso(START)}'\n"
+    steps = cli(manual, "get", "journey", "onboarding", "-o", "table").splitlines()
+    assert steps[0] == "Onboarding flow (onboarding) · published"
+    assert steps[1].split() == ["STEP", "NAME", "TYPE", "HOLDS"]
+    assert [line.split()[0] for line in steps[2:]] == [
+        "account-created", "wait-1h", "tutorial-completed", "engaged", "needs-help"
+    ]  # fmt: skip
+    text = "event('Signup').count() >= 1"
+    checked = json.loads(cli(manual, "condition", "check", text, "-o", "json"))
+    assert checked["text"] == text and "comparison" in checked["tree"]
+    assert cli(manual, "condition", "check", text).startswith(f"{text}\n")
+
+
 def test_shell_completion_offers_the_servers_journey_ids(manual: ServerProcess) -> None:
     publish(manual, "onboarding")
     words = f"journeys --server {manual.target} stats on"
