@@ -290,6 +290,11 @@ class Engine:
         return self.clock
 
     @property
+    def database_path(self) -> str:
+        """The SQLite file the engine runs on."""
+        return self._db.path
+
+    @property
     def manual_clock(self) -> bool:
         """Whether clients may set and advance the clock (else timers fire by themselves)."""
         return isinstance(self.clock, ManualClock) and self.clock.settable
