@@ -186,7 +186,7 @@ async def core_us_per_message(stream: list[dict[str, Any]], profile: bool) -> tu
         profiler.enable()
     for i in range(0, len(parsed), 1000):
         engine.runtime.apply("default", parsed[i : i + 1000])
-        engine.runtime.take_unit()
+        engine.runtime.take_units()
     if profiler:
         profiler.disable()
     elapsed = time.perf_counter() - started
@@ -222,7 +222,7 @@ async def bytes_per_profile(small: int, large: int) -> tuple[float, float]:
     def apply(part: list[Any]) -> tuple[int, int]:
         for i in range(0, len(part), 2000):
             engine.runtime.apply("default", part[i : i + 2000])
-            engine.runtime.take_unit()
+            engine.runtime.take_units()
         gc.collect()
         return rss_bytes(), tracemalloc.get_traced_memory()[0]
 

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,7 +32,10 @@ from journeys_engine.model.journey import Journey, JourneyStatus
 from journeys_engine.model.limits import Limits
 from journeys_engine.reporting import Reporting
 from journeys_engine.runtime import Router, Runtime, Sink
+from journeys_engine.runtime.identity import Logged
 from journeys_engine.runtime.router import Batch
+from journeys_engine.runtime.runtime import UNIT_ACTORS
+from journeys_engine.runtime.space import ActorKey
 from journeys_engine.store.catalog import CatalogRows
 from journeys_engine.store.database import Database
 from journeys_engine.store.durable import DurableStore
@@ -41,6 +45,9 @@ __all__ = ["Engine", "EngineSettings", "IngestResult"]
 log = logging.getLogger("journeys_engine")
 
 _MANUAL_CLOCK_KEY = "manual_clock_ms"
+_MINUTE = 60_000
+_PROMOTE_ROWS = 20_000  # stored wake-ups taken into the wheel per read
+_NEAR_MAX = 200_000  # the wheel is not filled past this ahead of time
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,11 @@ class EngineSettings:
             to :meth:`Engine.open`.
         shards: Queues that order each profile's messages (profiles hash to one).
         shard_capacity: Batches a shard queues before senders wait.
+        passivate_after_ms: A profile unused for this long (engine clock) is
+            dropped from memory; its snapshot brings it back when needed.
+        timer_horizon_ms: Wake-ups due within this of now are kept in memory;
+            later ones stay in the database until time approaches.
+        timeline_retention_ms: How long timeline entries are kept.
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -63,6 +75,9 @@ class EngineSettings:
     manual_clock: bool = False
     shards: int = 4
     shard_capacity: int = 64
+    passivate_after_ms: int = 10 * _MINUTE
+    timer_horizon_ms: int = 60 * _MINUTE
+    timeline_retention_ms: int = 180 * 24 * 60 * _MINUTE
 
 
 class Engine:
@@ -90,6 +105,7 @@ class Engine:
             clock,
             dedup_window_ms=limits.dedup_window_ms,
             retention_ms=limits.outbox_retention_ms,
+            timeline_retention_ms=settings.timeline_retention_ms,
         )
         ctx = CatalogContext(db, clock, limits, [self._on_catalog_change])
         self.spaces = Spaces(ctx)
@@ -97,7 +113,13 @@ class Engine:
         self.definitions = Definitions(ctx)
         self.runtime = Runtime()
         self.reporting = Reporting(
-            self.spaces, self.journeys, self.runtime, self.store, self.settle, clock.now_ms
+            self.spaces,
+            self.journeys,
+            self.runtime,
+            self.store,
+            self.settle,
+            self._activate,
+            clock.now_ms,
         )
         self.router = Router(
             self._apply_batch, shards=settings.shards, capacity=settings.shard_capacity
@@ -105,7 +127,11 @@ class Engine:
         self.store.on_logged = self.router.put
         self._timers: asyncio.Task[None] | None = None
         self._timers_changed = asyncio.Event()
-        self._advancing = asyncio.Lock()
+        self._exclusive = asyncio.Lock()  # clock moves and catalog changes, one at a time
+        self._in_flight: Counter[ActorKey] = Counter()  # in units being committed
+        self._replayed = asyncio.Event()  # the log beyond the floor is queued again
+        self._ready = asyncio.Event()  # ... and applied
+        self._replay: asyncio.Task[None] | None = None
         self._holds = 0  # clock moves and catalog changes holding new messages back
         self._door = asyncio.Event()
         self._door.set()
@@ -122,11 +148,14 @@ class Engine:
     ) -> Engine:
         """Opens the engine on the database at ``path`` (created when missing).
 
-        On start the engine puts back every profile from its snapshot and applies
-        again what the ingest log holds beyond the applied floor (durability
-        contract, ARCHITECTURE.md). ``sink``, when given, also receives each unit
-        of applied work once it is committed (tests keep outputs in a
-        :class:`MemorySink`).
+        On start the engine loads the catalog, the counts and the wake-ups due
+        within the timer horizon — nothing that grows with the number of
+        profiles — and returns. Profiles come back from their snapshots when
+        first needed. What the ingest log holds beyond the applied floor is
+        applied again in the background, before any new message (durability
+        contract, ARCHITECTURE.md); :meth:`ready` returns once it is.
+        ``sink``, when given, also receives each unit of applied work once it is
+        committed (tests keep outputs in a :class:`MemorySink`).
 
         Raises:
             StorageError: the database cannot be used.
@@ -141,23 +170,55 @@ class Engine:
             await engine.spaces.ensure_default()
             await engine.store.open()
             await engine._load_runtime()
-            await engine.store.load(engine.runtime)
-            await engine._recover()
+            await engine.store.load_counts(engine.runtime)
+            await engine._commit()  # (what is left of journeys deleted during a crash goes)
+            engine.runtime.horizon = clock.now_ms() - 1
+            await engine._promote(clock.now_ms() + settings.timer_horizon_ms)
+            unapplied = await engine.store.unapplied()
             engine.router.start()
-            if not engine.manual_clock:
-                engine._timers = asyncio.get_running_loop().create_task(
-                    engine._run_timers(), name="timers"
-                )
+            engine._replay = asyncio.get_running_loop().create_task(
+                engine._replay_log(unapplied), name="replay"
+            )
             on_failure.pop_all()
         return engine
 
-    async def _recover(self) -> None:
-        """Applies again every logged message beyond the applied floor, in log order."""
-        for count, (space_id, logged) in enumerate(await self.store.unapplied(), 1):
-            self.runtime.apply(space_id, [logged])
-            if count % 500 == 0:
-                await self._commit()
-        await self._commit()
+    async def _replay_log(self, unapplied: list[tuple[str, Logged]]) -> None:
+        """Queues again every logged message beyond the applied floor, in log order,
+        ahead of any new message and timer; then starts the timers."""
+        try:
+            async with self._holding_messages():
+                start = 0
+                while start < len(unapplied):
+                    space_id = unapplied[start][0]
+                    end = start
+                    while (
+                        end < len(unapplied)
+                        and unapplied[end][0] == space_id
+                        and end - start < UNIT_ACTORS
+                    ):
+                        end += 1
+                    await self.router.put(space_id, [logged for _, logged in unapplied[start:end]])
+                    start = end
+                self._replayed.set()
+            if not self.manual_clock:
+                self._timers = asyncio.get_running_loop().create_task(
+                    self._run_timers(), name="timers"
+                )
+            await self.router.settle()
+        finally:
+            self._replayed.set()
+            self._ready.set()
+
+    async def ready(self) -> None:
+        """Returns once what was logged before the start is applied again.
+
+        Raises:
+            StoppedError: applying it failed (the server must restart).
+        """
+        await self._ready.wait()
+        if self._replay is not None and self._replay.done():
+            self._replay.result()
+        await self.router.settle()
 
     # Messages and time
 
@@ -198,6 +259,8 @@ class Engine:
     async def settle(self) -> None:
         """Returns once every message received before the call has been applied and
         committed (those still being written to the log included)."""
+        if self._replay is not None:
+            await self._replayed.wait()
         await self.store.drain()
         await self.router.settle()
 
@@ -233,7 +296,7 @@ class Engine:
         await asyncio.shield(self._advance_to(clock, instant))
 
     async def _advance_to(self, clock: ManualClock, instant: int) -> None:
-        async with self._advancing, self._holding_messages():
+        async with self._exclusive, self._holding_messages():
             now = self.clock.now_ms()
             if instant < now:
                 raise FailedPreconditionError(
@@ -246,14 +309,14 @@ class Engine:
                     ],
                 )
             await self.settle()
-            # Moved and fired with no await between, so no message applied
-            # meanwhile sees the new time before the timers due earlier.
+            # New messages wait at the door until every timer due by then has
+            # fired, so none sees the new time before the timers due earlier.
             clock.set(instant)
-            self.runtime.fire_due(instant)
             async with self._db.transaction() as tx:
                 await CatalogRows(tx).set_meta(_MANUAL_CLOCK_KEY, str(instant))
-            await self._commit()
+            await self._fire_due(instant)
             await self._purge()
+            await self.passivate()
 
     async def advance(self, ms: int) -> None:
         """Moves a manual clock forward by ``ms`` (see :meth:`advance_to`).
@@ -301,10 +364,73 @@ class Engine:
 
     async def fire_due(self) -> None:
         """Fires every timer due by now, each at its own instant, and commits."""
-        self.runtime.fire_due(self.clock.now_ms())
-        await self._commit()
+        await self._fire_due(self.clock.now_ms())
+
+    async def _fire_due(self, upto: int) -> None:
+        """Fires every wake-up due at or before ``upto``, each at its due instant,
+        a unit at a time, taking stored ones into the wheel as it goes."""
+        runtime = self.runtime
+        while True:
+            horizon = runtime.horizon
+            if horizon is not None and horizon < upto and len(runtime.wheel) < _NEAR_MAX:
+                await self._promote(upto)
+                horizon = runtime.horizon
+            reach = upto if horizon is None else min(upto, horizon)
+            taken = runtime.take_due(reach, UNIT_ACTORS)
+            if not taken:
+                if reach >= upto:
+                    return
+                await self._promote(upto)  # (the wheel is full of later wake-ups)
+                continue
+            for space_id, wakes in taken.items():
+                await self._activate(space_id, [actor_id for actor_id, _ in wakes])
+                runtime.wake(space_id, wakes)
+            await self._commit()
+
+    async def _promote(self, upto: int) -> None:
+        """Takes stored wake-ups due after the horizon and by ``upto`` into the
+        wheel (a bounded number at a time) and moves the horizon to where they end."""
+        runtime = self.runtime
+        after = runtime.horizon
+        if after is None or after >= upto:
+            return
+        # Moved first: a profile dropped from memory while the rows are read keeps
+        # its wake-up in the wheel when it is due by then.
+        runtime.horizon = upto
+        rows = await self.store.due(after, upto, _PROMOTE_ROWS)
+        if len(rows) == _PROMOTE_ROWS:
+            last = rows[-1][2]
+            if rows[0][2] == last:  # one crowded instant: take all of it
+                rows = await self.store.due(last - 1, last, -1)
+            else:
+                rows = [row for row in rows if row[2] < last]
+                last -= 1
+            runtime.horizon = min(runtime.horizon, last)
+        wheel = runtime.wheel
+        for space_id, actor_id, due in rows:
+            space = runtime.spaces.get(space_id)
+            if space is not None and actor_id not in space.actors:  # (resident: it knows)
+                wheel.schedule_min((space_id, actor_id), due)
+
+    async def _activate(self, space_id: str, actor_ids: Collection[str]) -> None:
+        """Makes the profiles resident, from their snapshots, if they are stored."""
+        space = self.runtime.space(space_id)
+        missing = [actor_id for actor_id in actor_ids if actor_id not in space.actors]
+        if missing:
+            found = await self.store.load_actors(space_id, missing, space.conditions.index)
+            space.activate(found, self.clock.now_ms())
+
+    async def passivate(self, idle_ms: int | None = None) -> int:
+        """Drops from memory the profiles unused for ``idle_ms`` (default: the
+        setting) whose state is committed; returns how many."""
+        idle = self.settings.passivate_after_ms if idle_ms is None else idle_ms
+        keys = self.runtime.idle(self.clock.now_ms() - idle)
+        return self.runtime.evict(keys, self._in_flight)
 
     async def _apply_batch(self, batch: Batch) -> None:
+        ids = {actor_id for actor_id, _ in batch.wakes}
+        ids.update(logged.actor_id for logged in batch.messages)
+        await self._activate(batch.space_id, ids)
         self.runtime.wake(batch.space_id, batch.wakes)
         self.runtime.apply(batch.space_id, batch.messages)
         await self._commit()
@@ -312,17 +438,23 @@ class Engine:
     async def _commit(self) -> None:
         """Commits the work applied so far, shielded from the caller's cancellation: a
         unit taken from the runtime is committed, or the engine stops."""
-        await asyncio.shield(self._commit_unit())
+        await asyncio.shield(self._commit_units())
 
-    async def _commit_unit(self) -> None:
-        unit = self.runtime.take_unit()
-        if unit:
+    async def _commit_units(self) -> None:
+        for unit in self.runtime.take_units():
+            keys = list(unit.actors)
+            self._in_flight.update(keys)
             try:
                 await self.store.commit(unit)
             except Exception as err:
                 # Memory is ahead of the database now: only a restart reconciles them.
                 self.router.fail(err)
                 raise
+            finally:
+                self._in_flight.subtract(keys)
+                for key in keys:
+                    if self._in_flight[key] <= 0:
+                        del self._in_flight[key]
             if self.sink is not None:
                 await self.sink.commit(unit)
             self._timers_changed.set()
@@ -338,27 +470,41 @@ class Engine:
             )
 
     async def _run_timers(self) -> None:
-        """On the system clock: fires each wake-up at its instant, after what came before."""
-        purge_at = self.clock.now_ms()
+        """On the system clock: fires each wake-up at its instant, after what came
+        before; takes stored wake-ups into the wheel as time approaches them;
+        compacts the database and passivates idle profiles every minute."""
+        runtime = self.runtime
+        span = self.settings.timer_horizon_ms
+        maintain_at = self.clock.now_ms()
         while True:
-            due = self.runtime.next_due()
+            while not self._door.is_set():  # a catalog change is settling
+                await self._door.wait()
             now = self.clock.now_ms()
-            if now >= purge_at:
+            if now >= maintain_at:
                 await self._purge()
-                purge_at = now + 60_000
+                await self.passivate()
+                maintain_at = now + _MINUTE
+            horizon = runtime.horizon
+            if horizon is not None and (
+                horizon < now or (horizon < now + span // 2 and len(runtime.wheel) < _NEAR_MAX)
+            ):
+                await self._promote(now + span)
+                continue
+            due = runtime.next_due()
             if due is not None and due <= now:
                 # Each wake-up queues behind what its profile's shard holds, and
                 # messages still being logged are queued first: whatever was
                 # received before it is applied first.
                 await self.store.drain()
-                now = self.clock.now_ms()
-                for space_id, wakes in self.runtime.take_due(now).items():
+                for space_id, wakes in runtime.take_due(now, UNIT_ACTORS).items():
                     await self.router.put_wakes(space_id, wakes)
                 continue
-            wait = (min(due, purge_at) if due is not None else purge_at) - now
+            wake = min(maintain_at, due if due is not None else maintain_at)
+            if horizon is not None:
+                wake = min(wake, max(horizon - span // 2, now + 1))
             self._timers_changed.clear()
             changed = asyncio.ensure_future(self._timers_changed.wait())
-            passed = asyncio.ensure_future(self.clock.sleep(wait))
+            passed = asyncio.ensure_future(self.clock.sleep(wake - now))
             try:
                 await asyncio.wait((changed, passed), return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -382,7 +528,9 @@ class Engine:
                 if journey.status is not JourneyStatus.DRAFT:
                     self.runtime.put_journey(journey, now)
 
-    async def _load_definitions(self, space_id: str) -> None:
+    async def _load_definitions(self, space_id: str) -> bool:
+        """Gives the runtime the space's definitions; returns whether profiles must
+        be looked at again (:meth:`_recheck_all`)."""
         found: dict[DefinitionKind, list[Definition]] = {}
         for kind in DefinitionKind:
 
@@ -390,13 +538,29 @@ class Engine:
                 return self.definitions.list(space_id, kind, page_token=token)
 
             found[kind] = await _all(fetch)
-        self.runtime.set_definitions(
+        return self.runtime.set_definitions(
             space_id,
             [d for d in found[DefinitionKind.AUDIENCE] if isinstance(d, Audience)],
             [d for d in found[DefinitionKind.COMPUTED_TRAIT] if isinstance(d, ComputedTrait)],
             [d for d in found[DefinitionKind.DESTINATION] if isinstance(d, Destination)],
-            self.clock.now_ms(),
         )
+
+    async def _recheck_all(self, space_id: str, now: int) -> None:
+        """Looks at every profile of the space in a journey again at ``now`` (its
+        audiences or computed traits changed): the resident ones, then the stored
+        ones a unit at a time, each dropped from memory again once committed."""
+        space = self.runtime.space(space_id)
+        resident = set(space.actors)
+        space.recheck(list(resident), now)
+        await self._commit()
+        after = ""
+        while ids := await self.store.actor_ids(space_id, after, UNIT_ACTORS):
+            after = ids[-1]
+            stored = [actor_id for actor_id in ids if actor_id not in resident]
+            await self._activate(space_id, stored)
+            space.recheck(stored, now)
+            await self._commit()
+            self.runtime.evict([(space_id, actor_id) for actor_id in stored], self._in_flight)
 
     async def _on_catalog_change(self, change: CatalogChange) -> None:
         # The change is committed: the runtime must learn it even if the caller
@@ -404,21 +568,27 @@ class Engine:
         await asyncio.shield(self._apply_catalog_change(change))
 
     async def _apply_catalog_change(self, change: CatalogChange) -> None:
-        async with self._holding_messages():
+        async with self._exclusive, self._holding_messages():
             await self._settled_catalog_change(change)
 
     async def _settled_catalog_change(self, change: CatalogChange) -> None:
         await self.settle()
+        now = self.clock.now_ms()
         # What fell due before the change happens before it (SPEC §9).
-        self.runtime.fire_due(self.clock.now_ms())
+        await self._fire_due(now)
+        space_id = change.space_id
         if isinstance(change, DefinitionsChanged):
-            await self._load_definitions(change.space_id)
+            if await self._load_definitions(space_id):
+                await self._recheck_all(space_id, now)
         else:
             before, after = change.before, change.after
             if before is None and after is not None:
-                self.runtime.note_created(change.space_id, after.id)
+                self.runtime.note_created(space_id, after.id)
             if after is not None and after.status is not JourneyStatus.DRAFT:
-                self.runtime.put_journey(after, self.clock.now_ms())
+                if before is not None and before.status is not JourneyStatus.DRAFT:
+                    # Archiving ends its runs; a destination added sends to its members.
+                    await self._activate(space_id, await self.store.in_journey(space_id, after.id))
+                self.runtime.put_journey(after, now)
             elif before is not None and (after is None or before.status is not JourneyStatus.DRAFT):
                 self.runtime.drop_journey(change.space_id, before.id, deleted=after is None)
         await self._commit()
@@ -433,6 +603,9 @@ class Engine:
                 self._timers.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._timers
+            if self._replay is not None:
+                with contextlib.suppress(Exception):
+                    await self._replay
             await self.store.drain()  # what is being logged is queued before the shards stop
             await self.router.close()
             await self._commit()

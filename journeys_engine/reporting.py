@@ -1,15 +1,15 @@
 """Reporting (SPEC §8): journey and step counts, who is at a step, profiles, timelines.
 
-Counts and step rosters are kept by the runtime as transitions happen; nothing
-here scans profiles. Every read first lets the messages received before it be
+Counts are kept by the runtime as transitions happen, and who is at each step
+is stored with the profiles' snapshots (indexed by step); nothing here scans
+profiles. Every read first lets the messages received before it be
 applied, so a caller sees what it sent.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,6 +201,7 @@ class Reporting:
         runtime: The live runtime.
         store: The durable store (timelines, identity links).
         settle: Waits until the messages received so far are applied.
+        activate: Makes stored profiles resident (space id, actor ids).
         now: The engine clock's time.
     """
 
@@ -211,9 +212,11 @@ class Reporting:
         runtime: Runtime,
         store: DurableStore,
         settle: Callable[[], Awaitable[None]],
+        activate: Callable[[str, Collection[str]], Awaitable[None]],
         now: Callable[[], int],
     ) -> None:
         self._now = now
+        self._activate = activate
         self._spaces = spaces
         self._journeys = journeys
         self._runtime = runtime
@@ -277,15 +280,20 @@ class Reporting:
             )
         request = PageRequest.parse(page_size, page_token)
         await self._settle()
-        space = self._runtime.space(space_id)
-        roster = space.roster
-        found = roster.at(journey_id, step_id, waiting=waiting).items()
-        held = roster.at(journey_id, step_id, waiting=True)
+        found = await self._store.members(
+            space_id,
+            journey_id,
+            step_id,
+            waiting=waiting,
+            offset=request.after,
+            limit=request.size + 1,
+        )
+        await self._activate(space_id, [actor_id for actor_id, _, _ in found])
+        actors = self._runtime.space(space_id).actors
         rows = []
-        page = itertools.islice(found, request.after, request.after + request.size + 1)
-        for offset, (actor_id, run) in enumerate(page):
-            actor = space.actors[actor_id]
-            member = Member(actor.key, actor.user_id, actor.anonymous_id, run, actor_id in held)
+        for offset, (actor_id, run, held) in enumerate(found):
+            actor = actors[actor_id]
+            member = Member(actor.key, actor.user_id, actor.anonymous_id, run, held)
             rows.append((request.after + offset + 1, member))
         return request.page(rows)
 
@@ -375,7 +383,10 @@ class Reporting:
         await self._settle()
         space = self._runtime.space(space_id)
         linked = self._store.linked_user(space_id, anonymous_id) if anonymous_id else None
-        actor = space.actors.get(profile_id(user_id or None, anonymous_id or None))
+        own = profile_id(user_id or None, anonymous_id or None)
+        candidates = [own] if linked is None else [own, profile_id(linked, None)]
+        await self._activate(space_id, candidates)
+        actor = space.actors.get(own)
         if actor is None and linked is not None:
             actor = space.actors.get(profile_id(linked, None))
         if actor is None:

@@ -162,6 +162,9 @@ class Actor:
         groups: Group ids with their traits (recorded, not used by conditions).
         position: The last ingest-log position applied to it.
         wake_at: Its next wake-up instant, if any.
+        touched: When it was last used (for passivation; not snapshotted).
+        members_written: The steps its runs are at, as last written to the store
+            (not snapshotted: it is what the store holds).
     """
 
     __slots__ = (
@@ -171,7 +174,9 @@ class Actor:
         "id",
         "journeys",
         "key",
+        "members_written",
         "position",
+        "touched",
         "user_id",
         "wake_at",
     )
@@ -183,6 +188,8 @@ class Actor:
         self.anonymous_id = anonymous_id
         self.position = 0
         self.wake_at: int | None = None
+        self.touched = 0
+        self.members_written: tuple[Any, ...] = ()
         self.conditions = ProfileConditions()
         self.journeys: dict[str, JourneyState] = {}
         self.groups: dict[str, dict[str, Any]] = {}

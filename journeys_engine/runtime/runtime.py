@@ -4,16 +4,25 @@ The runtime is synchronous: applying a message or a wake-up runs to the end
 without awaiting, so a profile is never looked at by two things at once. A
 profile's wake-ups due at or before a message's ``received_at`` fire first,
 each at its own due instant (SPEC §5.4, §9). The work done since the last
-:meth:`Runtime.take_unit` — the profiles it changed (snapshotted then), the
-outputs it produced, the log positions applied — is handed to the store as
-one unit.
+:meth:`Runtime.take_units` — the profiles it changed (snapshotted then), the
+outputs it produced, the log positions applied, the counts as they stand — is
+handed to the store as units, each committed in one transaction. Work that
+touches many profiles at once is cut into units of at most :data:`UNIT_ACTORS`
+profiles, each consistent on its own, so no commit is large enough to stall.
+
+Only resident profiles are in memory (:attr:`SpaceRuntime.actors`); the engine
+activates the others from their snapshots before anything is applied to them,
+and passivates idle ones. The wheel holds every resident profile's wake-up and
+every other profile's wake-up due by :attr:`Runtime.horizon`; later ones stay
+in the store, indexed by due time, until the horizon moves past them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 from journeys_engine.model.definitions import Audience, ComputedTrait, Destination
 from journeys_engine.model.journey import Journey
@@ -21,11 +30,17 @@ from journeys_engine.runtime.actor import Actor
 from journeys_engine.runtime.identity import Logged
 from journeys_engine.runtime.outputs import Output
 from journeys_engine.runtime.space import ActorKey, SpaceRuntime
-from journeys_engine.runtime.stats import JourneyStats
+from journeys_engine.runtime.stats import JourneyStats, stats_data
 from journeys_engine.runtime.timeline import TimelineRow
 from journeys_engine.runtime.wheel import TimerWheel
 
-__all__ = ["ActorSnapshot", "Runtime", "Unit"]
+__all__ = ["UNIT_ACTORS", "ActorSnapshot", "MemberRow", "Runtime", "Unit"]
+
+UNIT_ACTORS = 500
+"""The most profiles a unit cut from one large piece of work carries."""
+
+MemberRow = tuple[str, str, int, int, bool]
+"""(journey id, step id, joined at, run, held there): a run at a step (SPEC §8)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +50,7 @@ class ActorSnapshot:
     position: int
     wake_at: int | None
     data: str  # compact JSON of Actor.to_data()
+    members: tuple[MemberRow, ...] | None  # None: the same as last written
 
 
 @dataclass(slots=True)
@@ -49,8 +65,11 @@ class Unit:
         outputs: Destination calls produced, in order.
         positions: Log positions of the messages applied.
         stats: Journey counts changed (None: the journey is gone), by (space id, journey id).
+        counts: The same counts as they stood when the unit was taken, as JSON
+            (None: the journey is gone).
         timeline: Transitions made, in order.
-        forgotten: Journeys whose timelines go with them (deleted): (space id, journey id).
+        forgotten: Journeys whose timelines, rosters and profile state go with
+            them (deleted): (space id, journey id).
     """
 
     actors: dict[ActorKey, Actor] = field(default_factory=dict)
@@ -58,6 +77,7 @@ class Unit:
     outputs: list[Output] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     stats: dict[tuple[str, str], JourneyStats | None] = field(default_factory=dict)
+    counts: dict[tuple[str, str], str | None] = field(default_factory=dict)
     timeline: list[TimelineRow] = field(default_factory=list)
     forgotten: list[tuple[str, str]] = field(default_factory=list)
 
@@ -77,9 +97,39 @@ class Unit:
         )
 
 
+def _dumps(data: object) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def member_rows(actor: Actor) -> tuple[MemberRow, ...]:
+    """Where the profile's current runs are: one row per step joined."""
+    rows: list[MemberRow] = []
+    for journey_id, state in actor.journeys.items():
+        run = state.run
+        if run is not None:
+            waits = run.waits
+            for step_id, at in zip(run.joined, run.joined_at, strict=True):
+                rows.append((journey_id, step_id, at, run.number, step_id in waits))
+    return tuple(rows)
+
+
 def _snapshot(actor: Actor) -> ActorSnapshot:
-    data = json.dumps(actor.to_data(), separators=(",", ":"), ensure_ascii=False)
-    return ActorSnapshot(actor.position, actor.wake_at, data)
+    members = member_rows(actor)
+    changed = members != actor.members_written
+    actor.members_written = members
+    return ActorSnapshot(
+        actor.position, actor.wake_at, _dumps(actor.to_data()), members if changed else None
+    )
+
+
+def _freeze(unit: Unit) -> Unit:
+    """Snapshots the unit's profiles and counts as they are now."""
+    unit.snapshots = {key: _snapshot(actor) for key, actor in unit.actors.items()}
+    unit.counts = {
+        key: None if stats is None else _dumps(stats_data(stats))
+        for key, stats in unit.stats.items()
+    }
+    return unit
 
 
 class Runtime:
@@ -88,17 +138,34 @@ class Runtime:
     def __init__(self) -> None:
         self.wheel: TimerWheel[ActorKey] = TimerWheel()
         self.spaces: dict[str, SpaceRuntime] = {}
+        # Every wake-up due by then is in the wheel (None: every wake-up is).
+        self.horizon: int | None = None
         self._unit = Unit()
+        self._ready: list[Unit] = []
 
     def space(self, space_id: str) -> SpaceRuntime:
         """The space's runtime (created on first use)."""
         space = self.spaces.get(space_id)
         if space is None:
-            space = self.spaces[space_id] = SpaceRuntime(space_id, self.wheel, self._recorder)
+            space = self.spaces[space_id] = SpaceRuntime(
+                space_id, self.wheel, self._recorder, self.cut
+            )
         return space
 
     def _recorder(self) -> Unit:
         return self._unit
+
+    def cut(self) -> None:
+        """Ends the current unit here if it carries :data:`UNIT_ACTORS` profiles;
+        called between profiles by work that touches many."""
+        if len(self._unit.actors) >= UNIT_ACTORS:
+            self._ready.append(_freeze(self._unit))
+            self._unit = Unit()
+
+    @property
+    def busy(self) -> dict[ActorKey, Actor]:
+        """Profiles changed by work not yet taken into a unit."""
+        return self._unit.actors
 
     def apply(self, space_id: str, messages: Sequence[Logged]) -> None:
         """Applies logged messages of a space, in order."""
@@ -112,17 +179,14 @@ class Runtime:
         space = self.space(space_id)
         for actor_id, due in wakes:
             space.catch_up(actor_id, due)
+            self.cut()
 
-    def fire_due(self, upto: int) -> None:
-        """Fires every wake-up due at or before ``upto``, each at its due instant."""
-        for due, (space_id, actor_id) in self.wheel.pop_due(upto):
-            self.spaces[space_id].catch_up(actor_id, due)
-
-    def take_due(self, upto: int) -> dict[str, list[tuple[str, int]]]:
-        """Takes the wake-ups due at or before ``upto`` without firing them, by space,
-        each (actor id, instant): for the shards to fire in turn with their messages."""
+    def take_due(self, upto: int, limit: int | None = None) -> dict[str, list[tuple[str, int]]]:
+        """Takes (at most ``limit``) wake-ups due at or before ``upto``, earliest
+        first, without firing them, by space, each (actor id, instant): to be
+        fired in turn with the profiles' messages, once the profiles are resident."""
         taken: dict[str, list[tuple[str, int]]] = {}
-        for due, (space_id, actor_id) in self.wheel.pop_due(upto):
+        for due, (space_id, actor_id) in islice(self.wheel.pop_due(upto), limit):
             taken.setdefault(space_id, []).append((actor_id, due))
         return taken
 
@@ -130,11 +194,42 @@ class Runtime:
         """The earliest pending wake-up."""
         return self.wheel.next_due()
 
-    def take_unit(self) -> Unit:
-        """The work done since the last call, its profiles snapshotted now."""
-        unit, self._unit = self._unit, Unit()
-        unit.snapshots = {key: _snapshot(actor) for key, actor in unit.actors.items()}
-        return unit
+    def take_units(self) -> list[Unit]:
+        """The work done since the last call, in order, as units whose profiles and
+        counts are snapshotted (the last one now)."""
+        units, self._ready = self._ready, []
+        if self._unit:
+            units.append(_freeze(self._unit))
+            self._unit = Unit()
+        return units
+
+    def idle(self, before: int) -> list[ActorKey]:
+        """Resident profiles last used before ``before``."""
+        return [
+            (space_id, actor_id)
+            for space_id, space in self.spaces.items()
+            for actor_id, actor in space.actors.items()
+            if actor.touched < before
+        ]
+
+    def evict(self, keys: Iterable[ActorKey], busy: Container[ActorKey]) -> int:
+        """Drops resident profiles from memory, except those in ``busy`` (their
+        work is not committed yet) or changed since the last unit was taken; their
+        wake-ups after the horizon stay in the store only. Returns how many went."""
+        horizon = self.horizon
+        changed = self._unit.actors
+        dropped = 0
+        for key in keys:
+            space = self.spaces.get(key[0])
+            if space is None or key in busy or key in changed:
+                continue
+            actor = space.actors.pop(key[1], None)
+            if actor is None:
+                continue
+            dropped += 1
+            if horizon is not None and actor.wake_at is not None and actor.wake_at > horizon:
+                self.wheel.schedule(key, None)
+        return dropped
 
     # Catalog changes
 
@@ -156,7 +251,7 @@ class Runtime:
         audiences: Iterable[Audience],
         computed_traits: Iterable[ComputedTrait],
         destinations: Iterable[Destination],
-        now: int,
-    ) -> None:
-        """A space's definitions changed (at ``now``)."""
-        self.space(space_id).set_definitions(audiences, computed_traits, destinations, now)
+    ) -> bool:
+        """A space's definitions changed; returns whether every profile in a journey
+        must be looked at again (:meth:`SpaceRuntime.recheck`)."""
+        return self.space(space_id).set_definitions(audiences, computed_traits, destinations)

@@ -6,6 +6,11 @@ order), then each journey in creation order. A wake-up does the same without
 a message. Afterwards the profile's next wake-up is handed to the shared
 timer wheel. What happens is recorded, with its cause, on the profile's
 timeline.
+
+Only resident profiles are here: work that concerns profiles at large (a
+definition change, archiving a journey, connecting a destination) runs over
+the resident ones, and the engine makes every profile concerned resident
+first.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from journeys_engine.runtime.actor import Actor
 from journeys_engine.runtime.identity import Logged, profile_id
 from journeys_engine.runtime.live import LiveJourney
 from journeys_engine.runtime.outputs import Change, build_output
-from journeys_engine.runtime.roster import Roster
 from journeys_engine.runtime.stats import JourneyStats
 from journeys_engine.runtime.steps import StepRunner
 from journeys_engine.runtime.timeline import (
@@ -52,19 +56,23 @@ class SpaceRuntime:
     """The live state of one space."""
 
     def __init__(
-        self, space_id: str, wheel: TimerWheel[ActorKey], unit: Callable[[], Unit]
+        self,
+        space_id: str,
+        wheel: TimerWheel[ActorKey],
+        unit: Callable[[], Unit],
+        cut: Callable[[], None],
     ) -> None:
         self.space_id = space_id
         self.wheel = wheel
         self.unit = unit
+        self.cut = cut
         self.conditions = SpaceConditions()
         self.journeys: dict[str, LiveJourney] = {}  # in creation order
         self.created: dict[str, int] = {}  # journey id -> rank in creation order
         self._ranks = itertools.count()
         self._definition_texts: tuple[tuple[tuple[str, str], ...], ...] = ((), ())
         self.destinations: dict[str, Destination] = {}
-        self.actors: dict[str, Actor] = {}
-        self.roster = Roster()
+        self.actors: dict[str, Actor] = {}  # resident ones
         self.stats: dict[str, JourneyStats] = {}
         self.cause = TIMER  # what the transitions being made now follow from
         self.runner = StepRunner(self)
@@ -76,13 +84,11 @@ class SpaceRuntime:
         audiences: Iterable[Audience],
         computed_traits: Iterable[ComputedTrait],
         destinations: Iterable[Destination],
-        now: int,
-    ) -> None:
-        """Replaces the audiences, computed traits and destinations, from ``now`` on.
+    ) -> bool:
+        """Replaces the audiences, computed traits and destinations.
 
-        When an audience or computed trait changed, every profile in a journey is
-        looked at ``now``: the new definitions may hold now, or change at other
-        instants than the old ones (its wake-up is worked out again).
+        Returns whether an audience or computed trait changed: then every profile
+        in a journey must be looked at again (:meth:`recheck`).
         """
         texts = (
             tuple((a.id, a.condition.text) for a in audiences),
@@ -90,7 +96,7 @@ class SpaceRuntime:
         )
         self.destinations = {d.id: d for d in destinations}
         if texts == self._definition_texts:
-            return
+            return False
         self._definition_texts = texts
         trees: dict[str, BoolNode] = {
             audience_id: parse_condition(text, max_leaves=_UNLIMITED)
@@ -103,11 +109,19 @@ class SpaceRuntime:
         for live in self.journeys.values():
             if live.status is not JourneyStatus.ARCHIVED:
                 live.register(self.conditions.index)
-        for actor in self.actors.values():
-            if actor.journeys:
+        return True
+
+    def recheck(self, actor_ids: Iterable[str], now: int) -> None:
+        """Looks at resident profiles in a journey again at ``now``, after the
+        definitions changed: they may hold now, or change at other instants than
+        the old ones (the wake-up is worked out again)."""
+        for actor_id in actor_ids:
+            actor = self.actors.get(actor_id)
+            if actor is not None and actor.journeys:
                 self._catch_up(actor, now)
                 self.cause = DEFINITIONS
                 self._step(actor, now, event=None, all_journeys=True)
+                self.cut()
 
     def put_journey(self, journey: Journey, now: int) -> None:
         """Starts, updates or archives a live journey (published, paused or archived).
@@ -135,12 +149,22 @@ class SpaceRuntime:
     def _end_runs(self, live: LiveJourney, now: int) -> None:
         """The journey was archived: every run ends now and nothing is sent (SPEC §5.5)."""
         self.cause = JOURNEY
-        for actor_id in list(self.roster.at(live.id, live.journey.entry.id)):
-            actor = self.actors[actor_id]
+        for actor in self._in_runs(live.id):
             state = actor.journeys[live.id]
             if state.run is not None:
                 self.runner.end_run(actor, live, state, now, reason="archived")
-                self.unit().actors[(self.space_id, actor_id)] = actor
+                self.unit().actors[(self.space_id, actor.id)] = actor
+                self.cut()
+
+    def _in_runs(self, journey_id: str) -> list[Actor]:
+        """Resident profiles in a run of the journey, in the order their runs began."""
+        found = [
+            actor
+            for actor in self.actors.values()
+            if (state := actor.journeys.get(journey_id)) is not None and state.run is not None
+        ]
+        found.sort(key=lambda a: a.journeys[journey_id].run.entered_at)  # type: ignore[union-attr]
+        return found
 
     def note_created(self, journey_id: str) -> None:
         """Records a journey's place in creation order (SPEC §5.4), if new."""
@@ -156,13 +180,14 @@ class SpaceRuntime:
             live.unregister(self.conditions.index)
         self.stats.pop(journey_id, None)
         self.forget(journey_id)
-        self.roster.drop_journey(journey_id)
         for actor_id, actor in self.actors.items():
             if actor.journeys.pop(journey_id, None) is not None:
                 self.unit().actors[(self.space_id, actor_id)] = actor
+                self.cut()
 
     def forget(self, journey_id: str) -> None:
-        """The journey's stored counts and timeline entries go with the next unit."""
+        """The journey's stored counts, timeline entries, rosters and profile state
+        go with the next unit."""
         unit = self.unit()
         if (self.space_id, journey_id) not in unit.forgotten:
             unit.stats[(self.space_id, journey_id)] = None
@@ -178,10 +203,14 @@ class SpaceRuntime:
             if not added:
                 continue
             self.cause = JOURNEY
-            for actor_id, run in list(self.roster.at(new.id, step.id).items()):
-                actor = self.actors[actor_id]
-                for destination_id in added:
-                    self._send(actor, new, step, destination_id, run, Change.ENTERED, now)
+            for actor in self._in_runs(new.id):
+                run = actor.journeys[new.id].run
+                if run is not None and step.id in run.joined:
+                    number = run.number
+                    for destination_id in added:
+                        self._send(actor, new, step, destination_id, number, Change.ENTERED, now)
+                    self.unit().actors[(self.space_id, actor.id)] = actor
+                    self.cut()
 
     # Memberships and outputs
 
@@ -336,37 +365,27 @@ class SpaceRuntime:
                 state = actor.journeys[live.id]
             wake = earliest(wake, runner.next_due(state, live))
         key = (self.space_id, actor.id)
+        actor.touched = t
         actor.wake_at = wake
         self.wheel.schedule(key, wake)
         self.unit().actors[key] = actor
 
-    def restore(self, actors: Iterable[tuple[Actor, int | None]]) -> None:
-        """Puts back profiles from their snapshots (with their wake-ups), and who is
-        at each step, in the order they came (ties in the order given)."""
-        arrivals: list[tuple[int, str, str, Actor, int, bool]] = []
+    def activate(self, actors: Iterable[tuple[Actor, int | None]], now: int) -> None:
+        """Makes profiles resident from their snapshots, with their wake-ups (a
+        profile already resident is kept as it is: it is newer)."""
+        wheel = self.wheel
         for actor, wake_at in actors:
+            if actor.id in self.actors:
+                continue
             self.actors[actor.id] = actor
             actor.wake_at = wake_at
-            self.wheel.schedule((self.space_id, actor.id), wake_at)
+            actor.touched = now
+            wheel.schedule((self.space_id, actor.id), wake_at)
             gone = [j for j in actor.journeys if j not in self.journeys]
             for journey_id in gone:  # deleted while the runtime was not told (a crash)
                 del actor.journeys[journey_id]
                 self.unit().actors[(self.space_id, actor.id)] = actor
                 self.forget(journey_id)
-            for journey_id, state in actor.journeys.items():
-                run = state.run
-                if run is None:
-                    continue
-                for step_id, at in zip(run.joined, run.joined_at, strict=True):
-                    arrivals.append(
-                        (at, journey_id, step_id, actor, run.number, step_id in run.waits)
-                    )
-        arrivals.sort(key=lambda a: a[0])  # (stable)
-        roster = self.roster
-        for _, journey_id, step_id, actor, number, waiting in arrivals:
-            roster.join(journey_id, step_id, actor.id, number)
-            if waiting:
-                roster.hold(journey_id, step_id, actor.id, number)
 
     def actor(self, user_id: str | None = None, anonymous_id: str | None = None) -> Actor | None:
         """The profile with this user id (or, without one, this anonymous id)."""

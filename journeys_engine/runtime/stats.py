@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["JourneyStats", "StepStats"]
+__all__ = ["JourneyStats", "StepStats", "stats_data", "stats_from"]
 
 
 @dataclass(slots=True)
@@ -57,3 +58,37 @@ class JourneyStats:
         if stats is None:
             stats = self.steps[step_id] = StepStats()
         return stats
+
+
+def stats_data(stats: JourneyStats) -> dict[str, object]:
+    """Plain data for the store."""
+    return {
+        "entered_users": stats.entered_users,
+        "entered_runs": stats.entered_runs,
+        "in_progress": stats.in_progress,
+        "exited_runs": stats.exited_runs,
+        "steps": {
+            step: [s.members, s.waiting, s.joined_runs, s.joined_users, list(s.branches)]
+            for step, s in stats.steps.items()
+        },
+    }
+
+
+def stats_from(data: dict[str, Any]) -> JourneyStats:
+    """The counts :func:`stats_data` described."""
+    return JourneyStats(
+        data["entered_users"],
+        data["entered_runs"],
+        data["in_progress"],
+        data["exited_runs"],
+        {
+            step: StepStats(
+                members=values[0],
+                waiting=values[1],
+                joined_runs=values[2],
+                joined_users=values[3],
+                branches=list(values[4]) if len(values) > 4 else [],
+            )
+            for step, values in data["steps"].items()
+        },
+    )

@@ -5,8 +5,9 @@
 run is held at, in tree order; or, outside a run, entry. Arrivals cascade at
 once, depth-first, children and branches in declared order. Every condition is
 evaluated with its re-check instant, kept so the profile can be woken exactly
-when something may change. Each transition is counted (SPEC §8), placed in the
-space's roster, and recorded on the profile's timeline.
+when something may change. Each transition is counted (SPEC §8) and recorded on
+the profile's timeline; who is at which step follows from the runs themselves
+(stored with each snapshot).
 """
 
 from __future__ import annotations
@@ -134,7 +135,6 @@ class StepRunner:
             stats.step(step_id).members -= 1
         for step_id in run.waits:
             stats.step(step_id).waiting -= 1
-        space.roster.leave(live.id, actor.id, run.joined, run.waits)
         stats.in_progress -= 1
         stats.exited_runs += 1
         state.run = None
@@ -154,7 +154,6 @@ class StepRunner:
         step_stats = stats.step(step_id)
         run.joined.append(step_id)
         run.joined_at.append(t)
-        space.roster.join(live.id, step_id, actor.id, run.number)
         space.record(actor, live.id, run.number, EntryKind.ARRIVED, step_id, t)
         step_stats.members += 1
         step_stats.joined_runs += 1
@@ -216,7 +215,6 @@ class StepRunner:
         run.waits[step_id] = wait
         space = self.space
         space.stats_of(live.id).step(step_id).waiting += 1
-        space.roster.hold(live.id, step_id, actor.id, run.number)
         detail: dict[str, object]
         if wait.kind is WaitKind.DURATION:
             detail = {"until": wait.until}
@@ -231,7 +229,6 @@ class StepRunner:
     ) -> None:
         del run.waits[step_id]
         self.space.stats_of(live.id).step(step_id).waiting -= 1
-        self.space.roster.release(live.id, step_id, actor.id)
         self._passed(actor, live, run, step_id, t, reason)
 
     def _passed(

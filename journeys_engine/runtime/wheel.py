@@ -64,6 +64,12 @@ class TimerWheel(Generic[K]):
         if current is not None:
             self._maybe_compact()
 
+    def schedule_min(self, key: K, due: int) -> None:
+        """Sets the key's wake-up to ``due`` unless it has an earlier one."""
+        current = self._current.get(key)
+        if current is None or due < current[0]:
+            self.schedule(key, due)
+
     def next_due(self) -> int | None:
         """The earliest pending wake-up instant."""
         heap = self._heap

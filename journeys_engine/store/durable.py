@@ -10,10 +10,15 @@ Durability contract (ARCHITECTURE.md):
    applied to each, the counts, the calls with their
    dense per-destination sequences, and the log position up to which everything
    is applied — is committed in one transaction.
-3. On start, profiles come back from their snapshots, and the log after the
-   applied floor is applied again, each message only to a profile that had not
-   applied it yet; wake-ups come back at their instants, so timers that fell due
-   while the server was down fire in order.
+3. On start, nothing is loaded but the counts and the wake-ups due within the
+   near horizon; a profile comes back from its snapshot when it is first needed
+   (:meth:`DurableStore.load_actors`). The log after the applied floor is
+   applied again, each message only to a profile that had not applied it yet;
+   wake-ups come back at their instants, so timers that fell due while the
+   server was down fire in order.
+
+Wake-ups are stored with the snapshots, indexed by due time: that index is the
+far level of the timer wheel (:meth:`DurableStore.due`).
 """
 
 from __future__ import annotations
@@ -25,13 +30,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from journeys_engine.clock import Clock
+from journeys_engine.conditions.profile import LeafIndex
 from journeys_engine.errors import InvalidArgumentError
 from journeys_engine.messages import Message, parse_message
 from journeys_engine.runtime.actor import Actor
 from journeys_engine.runtime.identity import Logged, resolve
 from journeys_engine.runtime.outputs import Change
-from journeys_engine.runtime.runtime import Runtime, Unit
-from journeys_engine.runtime.stats import JourneyStats, StepStats
+from journeys_engine.runtime.runtime import Runtime, Unit, member_rows
+from journeys_engine.runtime.stats import stats_from
 from journeys_engine.runtime.timeline import TimelineEntry, TimelineRow
 from journeys_engine.store.catalog import CatalogRows
 from journeys_engine.store.database import Database, Tx
@@ -40,6 +46,7 @@ __all__ = ["DurableStore", "OutboxRecord"]
 
 _FLOOR_KEY = "applied_floor"
 _CHUNK = 500
+_DELETE_CHUNK = 20_000
 
 
 def _dumps(data: Any) -> str:
@@ -69,15 +76,23 @@ class DurableStore:
         clock: The engine's clock (for received times and retention).
         dedup_window_ms: How long a message id is remembered.
         retention_ms: How long an unacknowledged destination call is kept.
+        timeline_retention_ms: How long timeline entries are kept.
     """
 
     def __init__(
-        self, db: Database, clock: Clock, *, dedup_window_ms: int, retention_ms: int
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        dedup_window_ms: int,
+        retention_ms: int,
+        timeline_retention_ms: int,
     ) -> None:
         self._db = db
         self._clock = clock
         self.dedup_window_ms = dedup_window_ms
         self.retention_ms = retention_ms
+        self.timeline_retention_ms = timeline_retention_ms
         self._next_position = 1
         self._logged_through = 0  # every position up to here is in the log, or a gap
         self._pending_positions: set[int] = set()
@@ -293,8 +308,23 @@ class DurableStore:
                         for (space_id, actor_id), snap in unit.snapshots.items()
                     ],
                 )
-            for (space_id, journey_id), stats in unit.stats.items():
-                if stats is None:
+                moved = [(k, s.members) for k, s in unit.snapshots.items() if s.members is not None]
+                if moved:
+                    await tx.executemany(
+                        "DELETE FROM members WHERE space_id = ? AND actor_id = ?",
+                        [key for key, _ in moved],
+                    )
+                    await tx.executemany(
+                        "INSERT INTO members (space_id, journey_id, step_id, joined_at, "
+                        "actor_id, run, waiting) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (space_id, journey_id, step_id, at, actor_id, run, waiting)
+                            for (space_id, actor_id), rows in moved
+                            for journey_id, step_id, at, run, waiting in rows or ()
+                        ],
+                    )
+            for (space_id, journey_id), counts in unit.counts.items():
+                if counts is None:
                     await tx.execute(
                         "DELETE FROM journey_stats WHERE space_id = ? AND journey_id = ?",
                         (space_id, journey_id),
@@ -303,7 +333,7 @@ class DurableStore:
                     await tx.execute(
                         "INSERT OR REPLACE INTO journey_stats (space_id, journey_id, data) "
                         "VALUES (?, ?, ?)",
-                        (space_id, journey_id, _dumps(_stats_data(stats))),
+                        (space_id, journey_id, counts),
                     )
             if touched:
                 await tx.executemany(
@@ -331,6 +361,20 @@ class DurableStore:
                 await tx.executemany(
                     "DELETE FROM timeline WHERE space_id = ? AND journey_id = ?", unit.forgotten
                 )
+                await tx.executemany(
+                    "DELETE FROM members WHERE space_id = ? AND journey_id = ?", unit.forgotten
+                )
+                # Profiles not in memory lose their standing in it here (those in
+                # memory were written above without it).
+                await tx.executemany(
+                    "UPDATE actors SET data = json_remove(data, ?) "
+                    "WHERE space_id = ? AND json_type(data, ?) IS NOT NULL",
+                    [
+                        (path, space_id, path)
+                        for space_id, journey_id in unit.forgotten
+                        for path in [f'$.journeys."{journey_id}"']
+                    ],
+                )
             if floor != self._floor:
                 await CatalogRows(tx).set_meta(_FLOOR_KEY, str(floor))
         self._sequences = sequences
@@ -344,28 +388,96 @@ class DurableStore:
 
     # Recovery
 
-    async def load(self, runtime: Runtime) -> None:
-        """Puts every stored profile, link and count back into the runtime; what is
-        left of journeys no longer in the catalog goes with the next unit."""
+    async def load_counts(self, runtime: Runtime) -> None:
+        """Puts every journey's counts back into the runtime; what is left of
+        journeys no longer in the catalog goes with the next unit."""
         async with self._db.read() as tx:
-            for space_id, journey_id, data in await tx.fetchall(
-                "SELECT space_id, journey_id, data FROM journey_stats"
-            ):
-                space = runtime.space(space_id)
-                if journey_id in space.journeys:
-                    space.stats[journey_id] = _stats_from(json.loads(data))
-                else:  # deleted while the runtime was not told (a crash)
-                    space.forget(journey_id)
+            rows = await tx.fetchall("SELECT space_id, journey_id, data FROM journey_stats")
+        for space_id, journey_id, data in rows:
+            space = runtime.space(space_id)
+            if journey_id in space.journeys:
+                space.stats[journey_id] = stats_from(json.loads(data))
+            else:  # deleted while the runtime was not told (a crash)
+                space.forget(journey_id)
+
+    async def load_actors(
+        self, space_id: str, actor_ids: Sequence[str], index: LeafIndex
+    ) -> list[tuple[Actor, int | None]]:
+        """The stored profiles among ``actor_ids``, from their snapshots, each with
+        its wake-up (profiles never stored are left out)."""
+        found: list[tuple[Actor, int | None]] = []
+        async with self._db.read() as tx:
+            for start in range(0, len(actor_ids), _CHUNK):
+                chunk = actor_ids[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = await tx.fetchall(
+                    "SELECT position, wake_at, data FROM actors "  # noqa: S608
+                    f"WHERE space_id = ? AND actor_id IN ({marks})",
+                    (space_id, *chunk),
+                )
+                for position, wake_at, data in rows:
+                    actor = Actor.from_data(json.loads(data), index)
+                    actor.position = int(position)
+                    actor.members_written = member_rows(actor)
+                    found.append((actor, wake_at))
+        return found
+
+    async def due(
+        self, after: int | None, upto: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        """Stored wake-ups due after ``after`` (None: any time) and at or before
+        ``upto``, earliest first, at most ``limit``: (space, actor id, instant)."""
+        async with self._db.read() as tx:
             rows = await tx.fetchall(
-                "SELECT space_id, actor_id, position, wake_at, data FROM actors"
+                "SELECT space_id, actor_id, wake_at FROM actors WHERE wake_at IS NOT NULL "
+                "AND wake_at > ? AND wake_at <= ? ORDER BY wake_at LIMIT ?",
+                (-(2**62) if after is None else after, upto, limit),
             )
-        by_space: dict[str, list[tuple[Actor, int | None]]] = {}
-        for space_id, _, position, wake_at, data in rows:
-            actor = Actor.from_data(json.loads(data), runtime.space(space_id).conditions.index)
-            actor.position = int(position)
-            by_space.setdefault(space_id, []).append((actor, wake_at))
-        for space_id, actors in by_space.items():
-            runtime.space(space_id).restore(actors)
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
+    async def actor_ids(self, space_id: str, after: str, limit: int) -> list[str]:
+        """Stored profiles of a space after ``after``, in id order, at most ``limit``."""
+        async with self._db.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT actor_id FROM actors WHERE space_id = ? AND actor_id > ? "
+                "ORDER BY actor_id LIMIT ?",
+                (space_id, after, limit),
+            )
+        return [r[0] for r in rows]
+
+    async def in_journey(self, space_id: str, journey_id: str) -> list[str]:
+        """Profiles with a run in the journey now (as committed)."""
+        async with self._db.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT DISTINCT actor_id FROM members WHERE space_id = ? AND journey_id = ?",
+                (space_id, journey_id),
+            )
+        return [r[0] for r in rows]
+
+    async def members(
+        self,
+        space_id: str,
+        journey_id: str,
+        step_id: str,
+        *,
+        waiting: bool,
+        offset: int,
+        limit: int,
+    ) -> list[tuple[str, int, bool]]:
+        """Runs at a step (or held there), in the order they joined it (ties by
+        profile): (actor id, run, held), from ``offset``, at most ``limit``."""
+        query = (
+            "SELECT actor_id, run, waiting FROM members WHERE space_id = ? AND journey_id = ? "
+            "AND step_id = ?"
+        )
+        if waiting:
+            query += " AND waiting"
+        async with self._db.read() as tx:
+            rows = await tx.fetchall(
+                f"{query} ORDER BY joined_at, actor_id LIMIT ? OFFSET ?",
+                (space_id, journey_id, step_id, limit, offset),
+            )
+        return [(r[0], int(r[1]), bool(r[2])) for r in rows]
 
     async def unapplied(self) -> list[tuple[str, Logged]]:
         """The log after the applied floor, in order: (space, message as logged)."""
@@ -488,8 +600,13 @@ class DurableStore:
         return int(row[0])
 
     async def purge(self) -> dict[tuple[str, str], int]:
-        """Drops calls older than the retention, message ids older than the dedup
-        window and the log up to the applied floor.
+        """Compaction: drops calls older than the retention and calls every consumer
+        of their destination acknowledged, the log up to the applied floor (applied
+        messages live on in the profiles' snapshots), message ids older than the
+        dedup window and timeline entries older than the timeline retention.
+
+        Deletes go in small transactions, so appends and commits wait at most
+        for one of them.
 
         Returns, per (space, destination), how many of the dropped calls some
         consumer had not acknowledged (also counted in :meth:`dropped`).
@@ -514,12 +631,44 @@ class DurableStore:
                     [(space, dest, n) for (space, dest), n in unacked.items()],
                 )
             await tx.execute("DELETE FROM outbox WHERE created_at < ?", (cutoff,))
-            # Applied messages live on in the profiles' snapshots.
-            await tx.execute("DELETE FROM ingest_log WHERE position <= ?", (self._floor,))
+            acked = await tx.fetchall(
+                "SELECT space_id, destination_id, min(acked) FROM cursors "
+                "GROUP BY space_id, destination_id"
+            )
+            await tx.executemany(
+                "DELETE FROM outbox WHERE space_id = ? AND destination_id = ? AND sequence <= ?",
+                [(r[0], r[1], int(r[2])) for r in acked],
+            )
+        await self._delete_through("ingest_log", "position", self._floor)
+        async with self._db.transaction() as tx:
             await tx.execute(
                 "DELETE FROM dedup WHERE received_at < ?", (now - self.dedup_window_ms,)
             )
+        async with self._db.read() as tx:
+            # Entries are written in time order but for late profiles, so the first
+            # recent one bounds what goes (walking from the oldest).
+            row = await tx.fetchone(
+                "SELECT sequence FROM timeline WHERE at >= ? ORDER BY sequence LIMIT 1",
+                (now - self.timeline_retention_ms,),
+            )
+            last = await tx.fetchone("SELECT max(sequence) FROM timeline")
+        through = int(row[0]) - 1 if row is not None else int(last[0] or 0) if last else 0
+        await self._delete_through("timeline", "sequence", through)
         return unacked
+
+    async def _delete_through(self, table: str, key: str, through: int) -> None:
+        """Deletes the rows of ``table`` with ``key`` up to ``through``, oldest first,
+        a chunk per transaction."""
+        while True:
+            async with self._db.transaction() as tx:
+                row = await tx.fetchone(f"SELECT min({key}) FROM {table}")  # noqa: S608
+                first = None if row is None or row[0] is None else int(row[0])
+                if first is None or first > through:
+                    return
+                await tx.execute(
+                    f"DELETE FROM {table} WHERE {key} <= ?",  # noqa: S608
+                    (min(through, first + _DELETE_CHUNK - 1),),
+                )
 
     async def dropped(self, space_id: str, destination_id: str) -> int:
         """How many of the destination's calls the retention dropped unacknowledged, ever."""
@@ -548,35 +697,3 @@ def _timeline_rows(rows: Sequence[TimelineRow]) -> list[tuple[object, ...]]:
         encoded = _dumps(detail) if detail else None
         out.append((space_id, actor_id, at, journey_id, run, kind, step_id, text, encoded))
     return out
-
-
-def _stats_data(stats: JourneyStats) -> dict[str, Any]:
-    return {
-        "entered_users": stats.entered_users,
-        "entered_runs": stats.entered_runs,
-        "in_progress": stats.in_progress,
-        "exited_runs": stats.exited_runs,
-        "steps": {
-            step: [s.members, s.waiting, s.joined_runs, s.joined_users, s.branches]
-            for step, s in stats.steps.items()
-        },
-    }
-
-
-def _stats_from(data: dict[str, Any]) -> JourneyStats:
-    return JourneyStats(
-        data["entered_users"],
-        data["entered_runs"],
-        data["in_progress"],
-        data["exited_runs"],
-        {
-            step: StepStats(
-                members=values[0],
-                waiting=values[1],
-                joined_runs=values[2],
-                joined_users=values[3],
-                branches=list(values[4]) if len(values) > 4 else [],
-            )
-            for step, values in data["steps"].items()
-        },
-    )

@@ -186,4 +186,35 @@ _V3 = (
     "CREATE INDEX timeline_by_journey ON timeline (space_id, journey_id)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+_V4 = (
+    # Who is at each step now (SPEC §8): a row per step each current run joined,
+    # rewritten with the profile's snapshot when its runs moved.
+    """
+    CREATE TABLE members (
+        space_id TEXT NOT NULL,
+        journey_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        joined_at INTEGER NOT NULL,
+        actor_id TEXT NOT NULL,
+        run INTEGER NOT NULL,
+        waiting INTEGER NOT NULL,
+        PRIMARY KEY (space_id, journey_id, step_id, joined_at, actor_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX members_by_actor ON members (space_id, actor_id)",
+    # Runs already stored (snapshots written before this table existed).
+    """
+    INSERT OR IGNORE INTO members
+        (space_id, journey_id, step_id, joined_at, actor_id, run, waiting)
+    SELECT a.space_id, j.key, s.value,
+        coalesce(t.value, json_extract(j.value, '$.run.entered_at')), a.actor_id,
+        json_extract(j.value, '$.run.number'),
+        json_type(j.value, '$.run.waits."' || s.value || '"') IS NOT NULL
+    FROM actors AS a, json_each(a.data, '$.journeys') AS j,
+        json_each(j.value, '$.run.joined') AS s
+    LEFT JOIN json_each(j.value, '$.run.joined_at') AS t ON t.key = s.key
+    WHERE json_type(j.value, '$.run') = 'object'
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)

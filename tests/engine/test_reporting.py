@@ -306,7 +306,9 @@ async def test_what_a_crash_left_of_a_deleted_journey_is_dropped_at_start(tmp_pa
         assert {e.journey_id for e in await _timeline(engine, "u1")} == {"k"}
         view = await engine.reporting.profile("default", user_id="u1")
         assert [j.journey_id for j in view.journeys] == ["k"]
-        assert not engine.runtime.space("default").roster.at("j", "entry")
+        assert not await engine.store.members(
+            "default", "j", "entry", waiting=False, offset=0, limit=10
+        )
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM timeline WHERE journey_id = 'j'").fetchone() == (0,)
         assert db.execute("SELECT journey_id FROM journey_stats").fetchall() == [("k",)]

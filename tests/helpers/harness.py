@@ -116,6 +116,13 @@ class Harness:
     def stats(self, journey_id: str = "j") -> JourneyStats:
         return self.engine.runtime.space("default").stats[journey_id]
 
+    async def members(self, step_id: str, journey_id: str = "j") -> dict[str, int]:
+        """The runs at a step as stored: actor id -> run."""
+        rows = await self.engine.store.members(
+            "default", journey_id, step_id, waiting=False, offset=0, limit=1_000_000
+        )
+        return {actor_id: run for actor_id, run, _ in rows}
+
 
 @asynccontextmanager
 async def harness(

@@ -271,17 +271,17 @@ async def test_a_unit_carries_each_profile_as_it_was_when_taken() -> None:
         space = runtime.space("default")
         await h.engine.ingest("default", [{"type": "track", "userId": "u1", "event": "Noise"}])
         await h.engine.settle()
-        runtime.take_unit()
+        runtime.take_units()
         from journeys_engine.messages import parse_message
         from journeys_engine.runtime.identity import Logged
 
         signup = parse_message({"type": "track", "userId": "u1", "event": "Signup"}, received_at=T0)
         space.apply(Logged(10_000, "u:u1", signup))
-        first = runtime.take_unit()
+        (first,) = runtime.take_units()
         later = parse_message({"type": "track", "userId": "u1", "event": "More"}, received_at=T0)
         space.apply(Logged(10_001, "u:u1", later))
         assert first.snapshots[("default", "u:u1")].position == 10_000
-        assert runtime.take_unit().snapshots[("default", "u:u1")].position == 10_001
+        assert runtime.take_units()[0].snapshots[("default", "u:u1")].position == 10_001
 
 
 async def test_an_overdue_send_goes_out_before_the_message_that_brings_an_anonymous_id() -> None:

@@ -99,7 +99,6 @@ class _Recount:
 
 
 async def _check(engine: Engine, plans: Sequence[Journey], seen: dict[str, int]) -> None:
-    space = engine.runtime.space("default")
     journeys = {}
     for plan in plans:
         try:
@@ -107,7 +106,7 @@ async def _check(engine: Engine, plans: Sequence[Journey], seen: dict[str, int])
         except NotFoundError:
             continue  # deleted: its counts and timelines went with it
     recounts = {journey_id: _Recount() for journey_id in journeys}
-    for actor_id in space.actors:
+    for actor_id in await engine.store.actor_ids("default", "", 1_000_000):
         for entry in await engine.store.timeline("default", actor_id, None, 0, 1_000_000):
             assert entry.journey_id in recounts, "a deleted journey's timeline was kept"
             recounts[entry.journey_id].see(actor_id, entry, journeys[entry.journey_id])
@@ -115,13 +114,21 @@ async def _check(engine: Engine, plans: Sequence[Journey], seen: dict[str, int])
         recount = recounts[journey_id]
         assert await engine.reporting.journey("default", journey_id) == recount.report(journey)
         for step in journey.steps:
-            roster = space.roster
-            assert set(roster.at(journey_id, step.id).items()) == recount.members(step.id)
-            held = set(roster.at(journey_id, step.id, waiting=True).items())
+            assert await _roster(engine, journey_id, step.id) == recount.members(step.id)
+            held = await _roster(engine, journey_id, step.id, waiting=True)
             assert held == recount.waiting(step.id)
         seen["entered"] += len(recount.entered)
         seen["exited"] += len(recount.exited)
         seen["re-entered"] += len(recount.entered) - len({a for a, _ in recount.entered})
+
+
+async def _roster(
+    engine: Engine, journey_id: str, step_id: str, *, waiting: bool = False
+) -> set[tuple[str, int]]:
+    rows = await engine.store.members(
+        "default", journey_id, step_id, waiting=waiting, offset=0, limit=1_000_000
+    )
+    return {(actor_id, run) for actor_id, run, _ in rows}
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

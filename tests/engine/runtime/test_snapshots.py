@@ -27,12 +27,11 @@ def test_every_actor_round_trips_through_plain_data(
         original = Engine._commit
 
         async def capture(self: Engine) -> None:
-            unit = self.runtime.take_unit()
             space = self.runtime.space("default")
-            for _, actor in unit.actors.items():
-                data = json.loads(json.dumps(actor.to_data()))
-                captured.append((data, Actor.from_data(data, space.conditions.index)))
-            if unit:
+            for unit in self.runtime.take_units():
+                for _, actor in unit.actors.items():
+                    data = json.loads(json.dumps(actor.to_data()))
+                    captured.append((data, Actor.from_data(data, space.conditions.index)))
                 await self.store.commit(unit)
 
         Engine._commit = capture  # type: ignore[method-assign]
