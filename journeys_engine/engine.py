@@ -200,7 +200,7 @@ class Engine:
                     await self.router.put(space_id, [logged for _, logged in unapplied[start:end]])
                     start = end
                 self._replayed.set()
-            if not self.manual_clock:
+            if not self.manual_clock and not self._closed:
                 self._timers = asyncio.get_running_loop().create_task(
                     self._run_timers(), name="timers"
                 )
@@ -599,13 +599,13 @@ class Engine:
             return
         self._closed = True
         try:
+            if self._replay is not None:
+                with contextlib.suppress(Exception):
+                    await self._replay
             if self._timers is not None:
                 self._timers.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._timers
-            if self._replay is not None:
-                with contextlib.suppress(Exception):
-                    await self._replay
             await self.store.drain()  # what is being logged is queued before the shards stop
             await self.router.close()
             await self._commit()

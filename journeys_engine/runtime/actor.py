@@ -66,6 +66,8 @@ class Run:
         entered_at: The entry instant.
         joined: Steps joined, in the order joined.
         joined_at: The instant each of ``joined`` was joined.
+        joined_after: For each of ``joined``, the last log position applied to
+            the profile when it joined (orders runs that joined at one instant).
         memberships: Send steps joined, in the order joined.
         waits: Steps the run is held at, by step id.
     """
@@ -76,6 +78,7 @@ class Run:
     memberships: list[str] = field(default_factory=list)
     waits: dict[str, Wait] = field(default_factory=dict)
     joined_at: list[int] = field(default_factory=list)
+    joined_after: list[int] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -85,6 +88,7 @@ class Run:
             "memberships": self.memberships,
             "waits": {step: wait.to_data() for step, wait in self.waits.items()},
             "joined_at": self.joined_at,
+            "joined_after": self.joined_after,
         }
 
     @classmethod
@@ -97,6 +101,7 @@ class Run:
             {step: Wait.from_data(w) for step, w in data["waits"].items()},
             # (snapshots written before join instants were kept: the entry instant)
             list(data.get("joined_at") or [data["entered_at"]] * len(data["joined"])),
+            list(data.get("joined_after") or [0] * len(data["joined"])),
         )
 
 

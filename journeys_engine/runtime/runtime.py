@@ -39,8 +39,9 @@ __all__ = ["UNIT_ACTORS", "ActorSnapshot", "MemberRow", "Runtime", "Unit"]
 UNIT_ACTORS = 500
 """The most profiles a unit cut from one large piece of work carries."""
 
-MemberRow = tuple[str, str, int, int, bool]
-"""(journey id, step id, joined at, run, held there): a run at a step (SPEC §8)."""
+MemberRow = tuple[str, str, int, int, int, bool]
+"""(journey id, step id, joined at, log position then, run, held there): a run at
+a step (SPEC §8)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +109,10 @@ def member_rows(actor: Actor) -> tuple[MemberRow, ...]:
         run = state.run
         if run is not None:
             waits = run.waits
-            for step_id, at in zip(run.joined, run.joined_at, strict=True):
-                rows.append((journey_id, step_id, at, run.number, step_id in waits))
+            for step_id, at, after in zip(
+                run.joined, run.joined_at, run.joined_after, strict=True
+            ):
+                rows.append((journey_id, step_id, at, after, run.number, step_id in waits))
     return tuple(rows)
 
 

@@ -154,6 +154,7 @@ class StepRunner:
         step_stats = stats.step(step_id)
         run.joined.append(step_id)
         run.joined_at.append(t)
+        run.joined_after.append(actor.position)
         space.record(actor, live.id, run.number, EntryKind.ARRIVED, step_id, t)
         step_stats.members += 1
         step_stats.joined_runs += 1

@@ -316,11 +316,11 @@ class DurableStore:
                     )
                     await tx.executemany(
                         "INSERT INTO members (space_id, journey_id, step_id, joined_at, "
-                        "actor_id, run, waiting) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        "joined_after, actor_id, run, waiting) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [
-                            (space_id, journey_id, step_id, at, actor_id, run, waiting)
+                            (space_id, journey_id, step_id, at, after, actor_id, run, waiting)
                             for (space_id, actor_id), rows in moved
-                            for journey_id, step_id, at, run, waiting in rows or ()
+                            for journey_id, step_id, at, after, run, waiting in rows or ()
                         ],
                     )
             for (space_id, journey_id), counts in unit.counts.items():
@@ -464,8 +464,8 @@ class DurableStore:
         offset: int,
         limit: int,
     ) -> list[tuple[str, int, bool]]:
-        """Runs at a step (or held there), in the order they joined it (ties by
-        profile): (actor id, run, held), from ``offset``, at most ``limit``."""
+        """Runs at a step (or held there), in the order they joined it: (actor id,
+        run, held), from ``offset``, at most ``limit``."""
         query = (
             "SELECT actor_id, run, waiting FROM members WHERE space_id = ? AND journey_id = ? "
             "AND step_id = ?"
@@ -474,7 +474,7 @@ class DurableStore:
             query += " AND waiting"
         async with self._db.read() as tx:
             rows = await tx.fetchall(
-                f"{query} ORDER BY joined_at, actor_id LIMIT ? OFFSET ?",
+                f"{query} ORDER BY joined_at, joined_after, actor_id LIMIT ? OFFSET ?",
                 (space_id, journey_id, step_id, limit, offset),
             )
         return [(r[0], int(r[1]), bool(r[2])) for r in rows]

@@ -195,19 +195,20 @@ _V4 = (
         journey_id TEXT NOT NULL,
         step_id TEXT NOT NULL,
         joined_at INTEGER NOT NULL,
+        joined_after INTEGER NOT NULL,  -- the log position then: orders one instant
         actor_id TEXT NOT NULL,
         run INTEGER NOT NULL,
         waiting INTEGER NOT NULL,
-        PRIMARY KEY (space_id, journey_id, step_id, joined_at, actor_id)
+        PRIMARY KEY (space_id, journey_id, step_id, joined_at, joined_after, actor_id)
     ) WITHOUT ROWID
     """,
     "CREATE INDEX members_by_actor ON members (space_id, actor_id)",
     # Runs already stored (snapshots written before this table existed).
     """
     INSERT OR IGNORE INTO members
-        (space_id, journey_id, step_id, joined_at, actor_id, run, waiting)
+        (space_id, journey_id, step_id, joined_at, joined_after, actor_id, run, waiting)
     SELECT a.space_id, j.key, s.value,
-        coalesce(t.value, json_extract(j.value, '$.run.entered_at')), a.actor_id,
+        coalesce(t.value, json_extract(j.value, '$.run.entered_at')), 0, a.actor_id,
         json_extract(j.value, '$.run.number'),
         json_type(j.value, '$.run.waits."' || s.value || '"') IS NOT NULL
     FROM actors AS a, json_each(a.data, '$.journeys') AS j,

@@ -47,7 +47,9 @@ def _check_ledger(path: Path) -> int:
     with sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True) as copy:
         assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one file
-        rows, total = copy.execute("SELECT count(*), coalesce(sum(amount), 0) FROM ledger").fetchone()
+        rows, total = copy.execute(
+            "SELECT count(*), coalesce(sum(amount), 0) FROM ledger"
+        ).fetchone()
         (pairs,) = copy.execute("SELECT pairs FROM meta").fetchone()
     assert total == 0
     assert rows == 2 * pairs
