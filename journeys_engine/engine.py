@@ -46,6 +46,7 @@ log = logging.getLogger("journeys_engine")
 
 _MANUAL_CLOCK_KEY = "manual_clock_ms"
 _MINUTE = 60_000
+_LONG_AGO = -(2**62)
 _PROMOTE_ROWS = 20_000  # stored wake-ups taken into the wheel per read
 _NEAR_MAX = 200_000  # the wheel is not filled past this ahead of time
 
@@ -172,7 +173,7 @@ class Engine:
             await engine._load_runtime()
             await engine.store.load_counts(engine.runtime)
             await engine._commit()  # (what is left of journeys deleted during a crash goes)
-            engine.runtime.horizon = clock.now_ms() - 1
+            engine.runtime.horizon = _LONG_AGO  # nothing is in the wheel yet
             await engine._promote(clock.now_ms() + settings.timer_horizon_ms)
             unapplied = await engine.store.unapplied()
             engine.router.start()

@@ -109,9 +109,7 @@ def member_rows(actor: Actor) -> tuple[MemberRow, ...]:
         run = state.run
         if run is not None:
             waits = run.waits
-            for step_id, at, after in zip(
-                run.joined, run.joined_at, run.joined_after, strict=True
-            ):
+            for step_id, at, after in zip(run.joined, run.joined_at, run.joined_after, strict=True):
                 rows.append((journey_id, step_id, at, after, run.number, step_id in waits))
     return tuple(rows)
 
@@ -206,13 +204,13 @@ class Runtime:
             self._unit = Unit()
         return units
 
-    def idle(self, before: int) -> list[ActorKey]:
-        """Resident profiles last used before ``before``."""
+    def idle(self, since: int) -> list[ActorKey]:
+        """Resident profiles not used after ``since``."""
         return [
             (space_id, actor_id)
             for space_id, space in self.spaces.items()
             for actor_id, actor in space.actors.items()
-            if actor.touched < before
+            if actor.touched <= since
         ]
 
     def evict(self, keys: Iterable[ActorKey], busy: Container[ActorKey]) -> int:

@@ -422,16 +422,14 @@ class DurableStore:
                     found.append((actor, wake_at))
         return found
 
-    async def due(
-        self, after: int | None, upto: int, limit: int
-    ) -> list[tuple[str, str, int]]:
-        """Stored wake-ups due after ``after`` (None: any time) and at or before
-        ``upto``, earliest first, at most ``limit``: (space, actor id, instant)."""
+    async def due(self, after: int, upto: int, limit: int) -> list[tuple[str, str, int]]:
+        """Stored wake-ups due after ``after`` and at or before ``upto``, earliest
+        first, at most ``limit`` (-1: all): (space, actor id, instant)."""
         async with self._db.read() as tx:
             rows = await tx.fetchall(
                 "SELECT space_id, actor_id, wake_at FROM actors WHERE wake_at IS NOT NULL "
                 "AND wake_at > ? AND wake_at <= ? ORDER BY wake_at LIMIT ?",
-                (-(2**62) if after is None else after, upto, limit),
+                (after, upto, limit),
             )
         return [(r[0], r[1], int(r[2])) for r in rows]
 

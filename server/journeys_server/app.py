@@ -14,6 +14,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from journeys.v1 import (
+    backup_pb2,
+    backup_pb2_grpc,
     clock_pb2,
     clock_pb2_grpc,
     definition_pb2,
@@ -33,6 +35,7 @@ from journeys.v1 import (
 from journeys_engine import Clock, Engine, EngineSettings, StorageError
 from journeys_engine.model import Limits
 from journeys_server.interceptor import AllowAll, AuthorizationInterceptor, Authorizer
+from journeys_server.services.backup import BackupServicer
 from journeys_server.services.clock import ClockServicer
 from journeys_server.services.definitions import DefinitionServicer
 from journeys_server.services.ingest import IngestServicer
@@ -53,6 +56,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     subscription_pb2.DESCRIPTOR.services_by_name["SubscriptionService"].full_name,
     reporting_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name,
     clock_pb2.DESCRIPTOR.services_by_name["ClockService"].full_name,
+    backup_pb2.DESCRIPTOR.services_by_name["BackupService"].full_name,
 )
 
 
@@ -103,6 +107,8 @@ class JourneysServer:
         self._closing = closing
         self._stopped = asyncio.Event()
         self._stopping = False
+        self._health: health.aio.HealthServicer | None = None
+        self._serving: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -149,6 +155,7 @@ class JourneysServer:
                 ReportingServicer(engine), server
             )
             clock_pb2_grpc.add_ClockServiceServicer_to_server(ClockServicer(engine), server)
+            backup_pb2_grpc.add_BackupServiceServicer_to_server(BackupServicer(engine), server)
             health_servicer = health.aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
             reflection.enable_server_reflection(
@@ -159,12 +166,34 @@ class JourneysServer:
                 port = server.add_insecure_port(address)
             except RuntimeError as err:
                 raise OSError(f"cannot listen on {address}: {err}") from err
+            # Not serving until what was logged before the start is applied again.
+            for name in ("", *SERVICE_NAMES):
+                await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
             await server.start()
             on_failure.push_async_callback(server.stop, None)
-            for name in ("", *SERVICE_NAMES):
-                await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
             on_failure.pop_all()
-        return cls(engine, server, port, settings, closing)
+        started = cls(engine, server, port, settings, closing)
+        started._health = health_servicer
+        started._serving = asyncio.get_running_loop().create_task(started._serve_when_ready())
+        return started
+
+    async def ready(self) -> None:
+        """Returns once health reports SERVING (or the replay failed)."""
+        if self._serving is not None:
+            await asyncio.shield(self._serving)
+
+    async def _serve_when_ready(self) -> None:
+        try:
+            await self.engine.ready()
+        except Exception:
+            log.exception("applying the log again after the start failed; not serving")
+            return
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        if self._health is not None:
+            for name in ("", *SERVICE_NAMES):
+                await self._health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stops taking calls, lets calls in flight finish, then closes the engine."""
@@ -173,6 +202,9 @@ class JourneysServer:
             return
         self._stopping = True
         self._closing.set()
+        if self._serving is not None:
+            self._serving.cancel()
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         try:
             await self._server.stop(self.settings.grace_seconds if grace is None else grace)
         finally:
@@ -204,6 +236,7 @@ async def _serve(settings: ServerSettings) -> None:
     try:
         server = await JourneysServer.start(settings)
         try:
+            await server.ready()
             clock = "manual clock" if settings.manual_clock else "system clock"
             print(
                 f"journeys server listening on {settings.host}:{server.port} "

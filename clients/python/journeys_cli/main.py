@@ -30,6 +30,7 @@ from journeys_client import (
 from journeys_client.files import STATUS_NAMES, Document, to_doc
 
 from journeys_cli.apply import apply_documents
+from journeys_cli.backup import backup
 from journeys_cli.clock import clock
 from journeys_cli.completion import complete_journey_ids, completion
 from journeys_cli.context import Target, fail, with_client
@@ -374,7 +375,7 @@ def _pointed(text: str, err: InvalidArgumentError) -> str:
     return "\n".join(lines)
 
 
-for _command in (send, tail, clock, stats, users, profile, completion):
+for _command in (send, tail, clock, stats, users, profile, backup, completion):
     cli.add_command(_command)
 
 

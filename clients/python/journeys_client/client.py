@@ -13,14 +13,19 @@ subclass on failure, carrying the server's field-level details.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 from journeys.v1 import (
+    backup_pb2,
+    backup_pb2_grpc,
     clock_pb2,
     clock_pb2_grpc,
     common_pb2,
@@ -38,7 +43,7 @@ from journeys.v1 import (
     subscription_pb2_grpc,
 )
 
-from journeys_client.errors import UnavailableError, from_rpc_error
+from journeys_client.errors import JourneysClientError, UnavailableError, from_rpc_error
 from journeys_client.messages import segment_message
 from journeys_client.sending import SendReport, send_messages
 
@@ -79,6 +84,7 @@ class JourneysClient:
         self._subscriptions = subscription_pb2_grpc.SubscriptionServiceStub(self._channel)
         self._reporting = reporting_pb2_grpc.ReportingServiceStub(self._channel)
         self._clock = clock_pb2_grpc.ClockServiceStub(self._channel)
+        self._backups = backup_pb2_grpc.BackupServiceStub(self._channel)
 
     async def close(self) -> None:
         """Closes the channel."""
@@ -669,3 +675,155 @@ class JourneysClient:
         time.FromMilliseconds(ms)
         response = await self._call(self._clock.SetTime, clock_pb2.SetTimeRequest(time=time))
         return response.now.ToMilliseconds()
+
+    # Backup
+
+    async def backup(
+        self, path: str | os.PathLike[str], *, overwrite: bool = False
+    ) -> backup_pb2.BackupInfo:
+        """Saves a consistent copy of the server's database to ``path``.
+
+        The copy is written to ``PATH.partial`` (owner-only), checked (its size,
+        and the SQLite header's schema version, against what the server
+        announced), flushed to disk and only then renamed to ``path``, so
+        ``path`` is never a partial copy: on any failure, or when the call is
+        cancelled, it is left as it was and the ``.partial`` file is deleted. A
+        server started on the copy (``journeys serve --db PATH``) goes on from
+        the instant it was taken.
+
+        The call has no deadline (a copy takes as long as the database is
+        large); bound it with ``asyncio.timeout`` if need be.
+
+        Args:
+            path: Where to save the copy.
+            overwrite: Replace an existing file at ``path``.
+
+        Returns:
+            The copy's size and schema version.
+
+        Raises:
+            JourneysClientError: ``path`` exists (and ``overwrite`` is not set),
+                ``PATH.partial`` exists (another backup is writing it, or one was
+                killed: delete it), the file cannot be written, or what arrived
+                is not the copy the server announced (``code`` is None for each
+                of these); or the server refused (a subclass for its status:
+                ``FailedPreconditionError`` for an in-memory database).
+        """
+        target = Path(os.fspath(path))
+        partial = target.with_name(target.name + ".partial")
+        fd = await asyncio.to_thread(_create_partial, partial, target, overwrite)
+        placed = False
+        try:
+            with os.fdopen(fd, "wb") as file:
+                info = await self._receive_backup(file)
+                await asyncio.to_thread(_flush, file)
+            await asyncio.to_thread(_check_copy, partial, info)
+            await asyncio.to_thread(_place, partial, target, overwrite)
+            placed = True
+        except OSError as err:
+            raise JourneysClientError(None, f"cannot write the backup: {err}") from err
+        finally:
+            if not placed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(partial)
+        return info
+
+    async def _receive_backup(self, file: BinaryIO) -> backup_pb2.BackupInfo:
+        """Writes the streamed copy to ``file``; returns what the server announced."""
+        info: backup_pb2.BackupInfo | None = None
+        received = 0
+        call = self._backups.Backup(backup_pb2.BackupRequest())
+        try:
+            async for chunk in call:
+                if info is None:
+                    if not chunk.HasField("info"):
+                        raise JourneysClientError(
+                            None, "the backup stream did not begin with the copy's size"
+                        )
+                    info = chunk.info
+                received += len(chunk.data)
+                if received > info.size_bytes:
+                    raise JourneysClientError(
+                        None,
+                        f"the server sent more than the {info.size_bytes} bytes it announced",
+                    )
+                await asyncio.to_thread(file.write, chunk.data)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()  # a no-op once the stream has ended; stops the server otherwise
+        if info is None:
+            raise JourneysClientError(None, "the backup stream ended before any data")
+        if received != info.size_bytes:
+            raise JourneysClientError(
+                None,
+                f"the backup stream ended after {received} of {info.size_bytes} bytes",
+            )
+        return info
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _exists_error(target: Path) -> JourneysClientError:
+    return JourneysClientError(None, f"{target} already exists; pass overwrite=True to replace it")
+
+
+def _create_partial(partial: Path, target: Path, overwrite: bool) -> int:
+    """Refuses an existing target (unless ``overwrite``); creates ``partial`` owner-only."""
+    if not overwrite and os.path.lexists(target):
+        raise _exists_error(target)
+    try:
+        return os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise JourneysClientError(
+            None,
+            f"{partial} exists: another backup is writing it, or one was interrupted "
+            "(delete it and retry)",
+        ) from None
+    except OSError as err:
+        raise JourneysClientError(None, f"cannot create {partial}: {err.strerror}") from err
+
+
+def _flush(file: BinaryIO) -> None:
+    file.flush()
+    os.fsync(file.fileno())
+
+
+def _check_copy(path: Path, info: backup_pb2.BackupInfo) -> None:
+    """Checks that the received file is an SQLite database of the announced version."""
+    with path.open("rb") as file:
+        header = file.read(100)
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise JourneysClientError(None, "the backup received is not an SQLite database")
+    version = int.from_bytes(header[60:64], "big")  # PRAGMA user_version
+    if version != info.schema_version:
+        raise JourneysClientError(
+            None,
+            f"the backup received has schema version {version}, "
+            f"not the {info.schema_version} the server announced",
+        )
+
+
+def _place(partial: Path, target: Path, overwrite: bool) -> None:
+    """Renames the finished copy to ``target`` in one step, then makes that durable."""
+    if overwrite:
+        os.replace(partial, target)
+    else:
+        # A hard link never replaces an existing file, whatever appeared meanwhile.
+        try:
+            os.link(partial, target)
+        except FileExistsError:
+            raise _exists_error(target) from None
+        except OSError:  # a file system without hard links
+            if os.path.lexists(target):
+                raise _exists_error(target) from None
+            os.replace(partial, target)
+        else:
+            os.unlink(partial)
+    with contextlib.suppress(OSError):  # not every platform can sync a folder
+        folder = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)

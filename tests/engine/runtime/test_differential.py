@@ -20,8 +20,9 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 
 from hypothesis import HealthCheck, event, given, note, reject, settings
+from hypothesis import strategies as st
 
-from journeys_engine import Engine, MemorySink, Move
+from journeys_engine import Engine, EngineSettings, MemorySink, Move
 from journeys_engine.model import (
     Audience,
     ComputedTrait,
@@ -39,6 +40,7 @@ from journeys_engine.model import (
 from journeys_engine.runtime import Output
 from journeys_engine.testing import FakeClock
 from tests.helpers.condition_strategies import BASE
+from tests.helpers.harness import DAY, HOUR, MINUTE
 from tests.helpers.journey_strategies import (
     AUDIENCES,
     COMPUTED_TRAITS,
@@ -88,6 +90,17 @@ async def _define(engine: Engine) -> None:
         await defs.create("default", Audience(audience_id, "", audience_id, "", Condition(text)))
 
 
+@dataclasses.dataclass(frozen=True)
+class Memory:
+    """How much of the state the engine keeps in memory while a script runs."""
+
+    horizon_ms: int
+    passivate: bool
+
+
+MEMORY = st.builds(Memory, st.sampled_from([MINUTE, HOUR, DAY, 30 * DAY]), st.booleans())
+
+
 class _Counts:
     """What the engine went through, for ``hypothesis.event`` statistics."""
 
@@ -101,11 +114,17 @@ async def _run_script(
     script: Script,
     counts: _Counts | None = None,
     inspect: Callable[[Engine], Awaitable[None]] | None = None,
+    memory: Memory | None = None,
 ) -> list[Emitted]:
-    """Runs the script on a fresh engine; ``inspect`` looks at the engine at the end."""
+    """Runs the script on a fresh engine; ``inspect`` looks at the engine at the end.
+
+    With ``memory``, the engine keeps wake-ups in memory only within that horizon
+    and drops every committed profile from memory after each action, so that
+    each comes back from its snapshot (and its wake-up from the store's index)."""
     clock = FakeClock(BASE)
     sink = MemorySink()
-    async with await Engine.open(":memory:", clock=clock, sink=sink) as engine:
+    settings = EngineSettings(timer_horizon_ms=memory.horizon_ms) if memory else None
+    async with await Engine.open(":memory:", clock=clock, sink=sink, settings=settings) as engine:
         await _define(engine)
         current: dict[str, Journey] = {}
         for plan in plans:
@@ -138,6 +157,8 @@ async def _run_script(
                     "default", action.journey_id, _MOVES[action.kind]
                 )
                 current[action.journey_id] = moved
+            if memory is not None and memory.passivate:
+                await engine.passivate(0)
         await engine.advance_to(script.end)
         if inspect is not None:
             await inspect(engine)
@@ -256,14 +277,15 @@ def _later_texts(journey: Journey) -> list[str]:
 
 
 @settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
-@given(cases())
+@given(cases(), MEMORY)
 def test_the_engine_sends_what_the_reference_sends(
-    case: tuple[tuple[Journey, ...], Script],
+    case: tuple[tuple[Journey, ...], Script], memory: Memory
 ) -> None:
     plans, script = case
     _describe(plans, script)
+    event(f"passivating: {memory.passivate}")
     counts = _Counts()
-    engine_outputs = asyncio.run(_run_script(plans, script, counts))
+    engine_outputs = asyncio.run(_run_script(plans, script, counts, memory=memory))
     reference = _run_reference(plans, script)
     if reference.known_deviations:
         event("skipped: a resume case SPEC leaves open (docs/decisions.md)")
