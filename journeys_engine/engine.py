@@ -442,23 +442,27 @@ class Engine:
         await asyncio.shield(self._commit_units())
 
     async def _commit_units(self) -> None:
-        for unit in self.runtime.take_units():
-            keys = list(unit.actors)
-            self._in_flight.update(keys)
-            try:
-                await self.store.commit(unit)
-            except Exception as err:
-                # Memory is ahead of the database now: only a restart reconciles them.
-                self.router.fail(err)
-                raise
-            finally:
-                self._in_flight.subtract(keys)
-                for key in keys:
-                    if self._in_flight[key] <= 0:
-                        del self._in_flight[key]
-            if self.sink is not None:
-                await self.sink.commit(unit)
-            self._timers_changed.set()
+        units = self.runtime.take_units()
+        # Their profiles stay in memory until committed: the store is behind them.
+        in_flight = self._in_flight
+        for unit in units:
+            in_flight.update(unit.actors.keys())
+        try:
+            for unit in units:
+                try:
+                    await self.store.commit(unit)
+                except Exception as err:
+                    # Memory is ahead of the database now: only a restart reconciles them.
+                    self.router.fail(err)
+                    raise
+                finally:
+                    in_flight.subtract(unit.actors.keys())
+                if self.sink is not None:
+                    await self.sink.commit(unit)
+                self._timers_changed.set()
+        finally:
+            for key in [k for k, n in in_flight.items() if n <= 0]:
+                del in_flight[key]
 
     async def _purge(self) -> None:
         for (space_id, destination_id), count in (await self.store.purge()).items():

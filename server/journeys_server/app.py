@@ -60,6 +60,9 @@ SERVICE_NAMES: tuple[str, ...] = (
 )
 
 
+_ENGINE = EngineSettings()  # the engine's defaults
+
+
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     """How the server runs.
@@ -74,6 +77,9 @@ class ServerSettings:
         grace_seconds: How long a graceful stop waits for calls in flight.
         subscriber_stall_seconds: A subscriber that takes longer than this to
             take one call is disconnected (it resumes from its cursor).
+        passivate_after_ms: A profile unused this long leaves memory (its
+            snapshot brings it back when needed).
+        timeline_retention_ms: How long profile timeline entries are kept.
     """
 
     db_path: str = "./journeys.db"
@@ -84,6 +90,8 @@ class ServerSettings:
     limits: Limits = field(default_factory=Limits)
     grace_seconds: float = 5.0
     subscriber_stall_seconds: float = 10.0
+    passivate_after_ms: int = _ENGINE.passivate_after_ms
+    timeline_retention_ms: int = _ENGINE.timeline_retention_ms
 
 
 class JourneysServer:
@@ -127,7 +135,11 @@ class JourneysServer:
         engine = await Engine.open(
             settings.db_path,
             settings=EngineSettings(
-                limits=settings.limits, fsync=settings.fsync, manual_clock=settings.manual_clock
+                limits=settings.limits,
+                fsync=settings.fsync,
+                manual_clock=settings.manual_clock,
+                passivate_after_ms=settings.passivate_after_ms,
+                timeline_retention_ms=settings.timeline_retention_ms,
             ),
             clock=clock,
         )

@@ -62,6 +62,22 @@ def _duration_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
     type=click.FloatRange(0, min_open=True),
     help="Seconds a subscriber may take over one call before it is disconnected.",
 )
+@click.option(
+    "--passivate-after",
+    default=format_duration(_SERVE.passivate_after_ms),
+    show_default=True,
+    callback=_duration_ms,
+    metavar="DURATION",
+    help="How long a profile stays in memory unused (it comes back from disk when needed).",
+)
+@click.option(
+    "--timeline-retention",
+    default=format_duration(_SERVE.timeline_retention_ms),
+    show_default=True,
+    callback=_duration_ms,
+    metavar="DURATION",
+    help="How long profile timeline entries are kept.",
+)
 def serve(
     db_path: str,
     host: str,
@@ -72,6 +88,8 @@ def serve(
     outbox_retention: int,
     dedup_window: int,
     subscriber_stall: float,
+    passivate_after: int,
+    timeline_retention: int,
 ) -> None:
     """Run the server on an embedded SQLite database until SIGINT or SIGTERM.
 
@@ -89,6 +107,8 @@ def serve(
         manual_clock=manual_clock,
         fsync=fsync,
         subscriber_stall_seconds=subscriber_stall,
+        passivate_after_ms=passivate_after,
+        timeline_retention_ms=timeline_retention,
         limits=dataclasses.replace(
             _SERVE.limits,
             max_live_journeys=max_live_journeys,

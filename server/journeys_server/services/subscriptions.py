@@ -143,5 +143,8 @@ def _gap(after: int, through: int) -> pb.Gap:
     return pb.Gap(
         first_sequence=after + 1,
         last_sequence=through,
-        reason="dropped by the outbox retention before they were acknowledged",
+        reason=(
+            "no longer stored: dropped by the outbox retention, or deleted once every "
+            "consumer of the destination had acknowledged them"
+        ),
     )
