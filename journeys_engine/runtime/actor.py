@@ -168,8 +168,9 @@ class Actor:
         position: The last ingest-log position applied to it.
         wake_at: Its next wake-up instant, if any.
         touched: When it was last used (for passivation; not snapshotted).
-        members_written: The steps its runs are at, as last written to the store
-            (not snapshotted: it is what the store holds).
+        moved: Its runs joined, left or were held at or released from a step
+            since its last snapshot (not snapshotted: the store's rows of who is
+            at each step need rewriting).
     """
 
     __slots__ = (
@@ -179,7 +180,7 @@ class Actor:
         "id",
         "journeys",
         "key",
-        "members_written",
+        "moved",
         "position",
         "touched",
         "user_id",
@@ -194,7 +195,7 @@ class Actor:
         self.position = 0
         self.wake_at: int | None = None
         self.touched = 0
-        self.members_written: tuple[Any, ...] = ()
+        self.moved = False
         self.conditions = ProfileConditions()
         self.journeys: dict[str, JourneyState] = {}
         self.groups: dict[str, dict[str, Any]] = {}

@@ -115,12 +115,9 @@ def member_rows(actor: Actor) -> tuple[MemberRow, ...]:
 
 
 def _snapshot(actor: Actor) -> ActorSnapshot:
-    members = member_rows(actor)
-    changed = members != actor.members_written
-    actor.members_written = members
-    return ActorSnapshot(
-        actor.position, actor.wake_at, _dumps(actor.to_data()), members if changed else None
-    )
+    members = member_rows(actor) if actor.moved else None
+    actor.moved = False
+    return ActorSnapshot(actor.position, actor.wake_at, _dumps(actor.to_data()), members)
 
 
 def _freeze(unit: Unit) -> Unit:

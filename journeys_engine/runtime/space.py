@@ -182,6 +182,7 @@ class SpaceRuntime:
         self.forget(journey_id)
         for actor_id, actor in self.actors.items():
             if actor.journeys.pop(journey_id, None) is not None:
+                actor.moved = True
                 self.unit().actors[(self.space_id, actor_id)] = actor
                 self.cut()
 
@@ -384,6 +385,7 @@ class SpaceRuntime:
             gone = [j for j in actor.journeys if j not in self.journeys]
             for journey_id in gone:  # deleted while the runtime was not told (a crash)
                 del actor.journeys[journey_id]
+                actor.moved = True
                 self.unit().actors[(self.space_id, actor.id)] = actor
                 self.forget(journey_id)
 

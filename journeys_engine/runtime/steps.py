@@ -138,6 +138,7 @@ class StepRunner:
         stats.in_progress -= 1
         stats.exited_runs += 1
         state.run = None
+        actor.moved = True
         state.exited_at = t
         state.exit_recheck = None
         if live.journey.settings.reentry_after_ms is not None:
@@ -155,6 +156,7 @@ class StepRunner:
         run.joined.append(step_id)
         run.joined_at.append(t)
         run.joined_after.append(actor.position)
+        actor.moved = True
         space.record(actor, live.id, run.number, EntryKind.ARRIVED, step_id, t)
         step_stats.members += 1
         step_stats.joined_runs += 1
@@ -214,6 +216,7 @@ class StepRunner:
         self, actor: Actor, live: LiveJourney, run: Run, step_id: str, wait: Wait, t: int
     ) -> None:
         run.waits[step_id] = wait
+        actor.moved = True
         space = self.space
         space.stats_of(live.id).step(step_id).waiting += 1
         detail: dict[str, object]
@@ -229,6 +232,7 @@ class StepRunner:
         self, actor: Actor, live: LiveJourney, run: Run, step_id: str, t: int, reason: str
     ) -> None:
         del run.waits[step_id]
+        actor.moved = True
         self.space.stats_of(live.id).step(step_id).waiting -= 1
         self._passed(actor, live, run, step_id, t, reason)
 

@@ -36,7 +36,7 @@ from journeys_engine.messages import Message, parse_message
 from journeys_engine.runtime.actor import Actor
 from journeys_engine.runtime.identity import Logged, resolve
 from journeys_engine.runtime.outputs import Change
-from journeys_engine.runtime.runtime import Runtime, Unit, member_rows
+from journeys_engine.runtime.runtime import Runtime, Unit
 from journeys_engine.runtime.stats import stats_from
 from journeys_engine.runtime.timeline import TimelineEntry, TimelineRow
 from journeys_engine.store.catalog import CatalogRows
@@ -418,7 +418,6 @@ class DurableStore:
                 for position, wake_at, data in rows:
                     actor = Actor.from_data(json.loads(data), index)
                     actor.position = int(position)
-                    actor.members_written = member_rows(actor)
                     found.append((actor, wake_at))
         return found
 
