@@ -71,3 +71,25 @@ def test_the_reporting_benchmark_runs() -> None:
     assert "ratio on / off" in out
     assert "recount by scanning profiles" in out
     assert "per message" in out
+
+
+def test_the_durability_benchmark_runs(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    sizes = ["--quick", "--workdir", str(scratch)]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "durability.py"), *sizes],
+        capture_output=True, text=True, cwd=ROOT, timeout=180, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout
+    assert " cores | Python " in out
+    assert "ratio eager reload / restart to first ack" in out
+    assert "per 500-profile segment" in out
+    assert "ratio DurableStore.commit / raw" in out
+    assert "engine flushes alone: max" in out
+    assert "per profile:" in out
+    assert "RSS per resident profile" in out
+    assert "ratio heapq / engine RSS" in out
+    assert "ratio engine / heapq" in out
+    assert "; 0 missing" in out
+    assert not scratch.exists()  # the scratch databases are gone
