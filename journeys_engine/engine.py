@@ -49,6 +49,7 @@ _MINUTE = 60_000
 _LONG_AGO = -(2**62)
 _PROMOTE_ROWS = 20_000  # stored wake-ups taken into the wheel per read
 _NEAR_MAX = 200_000  # the wheel is not filled past this ahead of time
+_EVICT_SLICE = 5_000  # profiles passivated between two turns of the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,7 +427,12 @@ class Engine:
         setting) whose state is committed; returns how many."""
         idle = self.settings.passivate_after_ms if idle_ms is None else idle_ms
         keys = self.runtime.idle(self.clock.now_ms() - idle)
-        return self.runtime.evict(keys, self._in_flight)
+        dropped = 0
+        for start in range(0, len(keys), _EVICT_SLICE):  # (others run between slices)
+            if start:
+                await asyncio.sleep(0)
+            dropped += self.runtime.evict(keys[start : start + _EVICT_SLICE], self._in_flight)
+        return dropped
 
     async def _apply_batch(self, batch: Batch) -> None:
         ids = {actor_id for actor_id, _ in batch.wakes}

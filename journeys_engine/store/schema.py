@@ -187,6 +187,24 @@ _V3 = (
 )
 
 _V4 = (
+    # Snapshots move to a rowid table: in a WITHOUT ROWID table a row over about
+    # 1 KB spills into an overflow page of its own, mostly empty (snapshots are
+    # 1-3 KB), so the same rows took twice the disk and were slower to write.
+    """
+    CREATE TABLE actors_v4 (
+        space_id TEXT NOT NULL,
+        actor_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        wake_at INTEGER,
+        data TEXT NOT NULL,
+        UNIQUE (space_id, actor_id)
+    )
+    """,
+    "INSERT INTO actors_v4 SELECT space_id, actor_id, position, wake_at, data FROM actors",
+    "DROP TABLE actors",
+    "ALTER TABLE actors_v4 RENAME TO actors",
+    # The wheel's far level: stored wake-ups by due time.
+    "CREATE INDEX actors_by_wake ON actors (wake_at) WHERE wake_at IS NOT NULL",
     # Who is at each step now (SPEC §8): a row per step each current run joined,
     # rewritten with the profile's snapshot when its runs moved.
     """
