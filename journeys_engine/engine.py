@@ -435,12 +435,21 @@ class Engine:
         return dropped
 
     async def _apply_batch(self, batch: Batch) -> None:
-        ids = {actor_id for actor_id, _ in batch.wakes}
-        ids.update(logged.actor_id for logged in batch.messages)
-        await self._activate(batch.space_id, ids)
-        self.runtime.wake(batch.space_id, batch.wakes)
-        self.runtime.apply(batch.space_id, batch.messages)
-        await self._commit()
+        """Applies a shard's batch a slice at a time, each slice committed before the
+        next, so that a large batch neither stalls the event loop nor makes a
+        large unit."""
+        space_id = batch.space_id
+        wakes, messages = batch.wakes, batch.messages
+        for start in range(0, len(wakes), UNIT_ACTORS):
+            part = wakes[start : start + UNIT_ACTORS]
+            await self._activate(space_id, {actor_id for actor_id, _ in part})
+            self.runtime.wake(space_id, part)
+            await self._commit()
+        for start in range(0, len(messages), UNIT_ACTORS):
+            slice_ = messages[start : start + UNIT_ACTORS]
+            await self._activate(space_id, {logged.actor_id for logged in slice_})
+            self.runtime.apply(space_id, slice_)
+            await self._commit()
 
     async def _commit(self) -> None:
         """Commits the work applied so far, shielded from the caller's cancellation: a

@@ -36,7 +36,7 @@ from journeys_engine.runtime.wheel import TimerWheel
 
 __all__ = ["UNIT_ACTORS", "ActorSnapshot", "MemberRow", "Runtime", "Unit"]
 
-UNIT_ACTORS = 500
+UNIT_ACTORS = 250
 """The most profiles a unit cut from one large piece of work carries."""
 
 MemberRow = tuple[str, str, int, int, int, bool]

@@ -26,7 +26,7 @@ from journeys_engine.model import (
     Step,
     WaitDurationStep,
 )
-from journeys_engine.runtime.runtime import UNIT_ACTORS
+from journeys_engine.runtime.runtime import UNIT_ACTORS, Unit
 from journeys_engine.testing import FakeClock
 from tests.helpers.harness import DAY, HOUR, MINUTE, T0, cond
 
@@ -176,6 +176,31 @@ async def test_large_work_is_committed_in_bounded_consistent_units(tmp_path: Pat
         assert (stats.in_progress, stats.exited_runs) == (0, len(users))
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM members").fetchone() == (0,)
+
+
+class _UnitSizes(MemorySink):
+    """Also records how many profiles each committed unit carried."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    async def commit(self, unit: Unit) -> None:
+        self.sizes.append(len(unit.snapshots))
+        await super().commit(unit)
+
+
+async def test_a_large_batch_is_applied_in_bounded_units(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    sink = _UnitSizes()
+    async with _engine(tmp_path / "j.db", clock, sink) as engine:
+        await _publish(engine, HOUR)
+        sink.sizes.clear()
+        await _track(engine, [f"u{i}" for i in range(2_500)])  # one batch, the most allowed
+        assert max(sink.sizes) <= UNIT_ACTORS
+        assert sum(sink.sizes) == 2_500
+        stats = await engine.reporting.journey("default", "j")
+        assert (stats.entered_users, stats.steps[1].waiting) == (2_500, 2_500)
 
 
 def _count(path: Path, sql: str) -> int:
