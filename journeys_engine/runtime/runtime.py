@@ -212,10 +212,12 @@ class Runtime:
 
     def evict(self, keys: Iterable[ActorKey], busy: Container[ActorKey]) -> int:
         """Drops resident profiles from memory, except those in ``busy`` (their
-        work is not committed yet) or changed since the last unit was taken; their
+        work is not committed yet) or changed in work not taken yet; their
         wake-ups after the horizon stay in the store only. Returns how many went."""
         horizon = self.horizon
-        changed = self._unit.actors
+        changed = set(self._unit.actors)
+        for unit in self._ready:  # (cut, not taken: not committed either)
+            changed.update(unit.actors)
         dropped = 0
         for key in keys:
             space = self.spaces.get(key[0])
