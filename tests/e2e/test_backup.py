@@ -23,6 +23,7 @@ from journeys_server.services.backup import CHUNK_BYTES
 from journeys_engine.store import SCHEMA_VERSION
 from journeys_engine.store.backup import DatabaseCopy, backup_database
 from tests.helpers.live import (
+    CHAIN,
     DAY,
     HOUR,
     START,
@@ -37,46 +38,6 @@ from tests.helpers.processes import ServerProcess, run_cli
 
 pytestmark = pytest.mark.e2e
 
-JOURNEY = """
-kind: Destination
-id: hooks
-name: Hooks
-type: track
----
-kind: Destination
-id: audience
-name: Audience
-type: list
----
-kind: Journey
-id: chain
-name: Chain
-steps:
-- id: entry
-  name: Entry
-  type: entry
-  condition: event('Signed Up').count() >= 1
-  next: wait-1
-- id: wait-1
-  name: Wait an hour
-  type: wait_duration
-  duration: 1h
-  next: first
-- id: first
-  name: First
-  type: send_to_destinations
-  destinations: [hooks, audience]
-  next: wait-2
-- id: wait-2
-  name: Wait a day
-  type: wait_duration
-  duration: 1d
-  next: second
-- id: second
-  name: Second
-  type: send_to_destinations
-  destinations: [hooks]
-"""
 
 BATCH = 50
 BEFORE = 1000  # users acknowledged before the backup begins
@@ -124,7 +85,7 @@ async def test_a_backup_taken_while_events_stream_in_starts_a_consistent_server(
 
     with ServerProcess(tmp_path / "live.db", "--manual-clock") as live:
         async with connect(live, at=START) as client, connect(live) as other:
-            await apply_yaml(client, JOURNEY)
+            await apply_yaml(client, CHAIN)
             ingesting = asyncio.create_task(ingest(client))
             await started.wait()
             if ingesting.done():
@@ -199,7 +160,7 @@ async def test_the_cli_saves_a_backup_a_server_starts_on(
     manual: ServerProcess, tmp_path: Path
 ) -> None:
     async with connect(manual, at=START) as client:
-        await apply_yaml(client, JOURNEY)
+        await apply_yaml(client, CHAIN)
         await client.ingest([track("ann", "Signed Up")])
     target = tmp_path / "saved.db"
     done = run_cli("backup", "--to", str(target), server=manual.target)

@@ -22,6 +22,7 @@ import pytest
 from journeys_client import JourneysClient, UnavailableError
 
 from tests.helpers.live import (
+    CHAIN,
     DAY,
     HOUR,
     START,
@@ -35,48 +36,6 @@ from tests.helpers.processes import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
-JOURNEY = """
-kind: Destination
-id: hooks
-name: Hooks
-type: track
----
-kind: Destination
-id: audience
-name: Audience
-type: list
----
-kind: Journey
-id: chain
-name: Chain
-settings:
-  exit_condition: event('Cancelled').count() >= 1
-steps:
-- id: entry
-  name: Entry
-  type: entry
-  condition: event('Signed Up').count() >= 1
-  next: wait-1
-- id: wait-1
-  name: Wait an hour
-  type: wait_duration
-  duration: 1h
-  next: first
-- id: first
-  name: First
-  type: send_to_destinations
-  destinations: [hooks, audience]
-  next: wait-2
-- id: wait-2
-  name: Wait a day
-  type: wait_duration
-  duration: 1d
-  next: second
-- id: second
-  name: Second
-  type: send_to_destinations
-  destinations: [hooks]
-"""
 
 USERS = 40
 
@@ -122,7 +81,7 @@ async def _prepare(db: Path) -> None:
         template = db.with_name("template.db")
         with ServerProcess(template, "--manual-clock") as served:
             async with connect(served, at=START) as client:
-                await apply_yaml(client, JOURNEY)
+                await apply_yaml(client, CHAIN)
             assert served.stop() == 0
         _prepared["db"] = template
     for suffix in ("", "-wal", "-shm"):

@@ -16,6 +16,7 @@ from journeys_client import JourneysClient, parse_documents
 from tests.helpers.processes import ServerProcess
 
 __all__ = [
+    "CHAIN",
     "DAY",
     "HOUR",
     "START",
@@ -144,3 +145,49 @@ async def read_nothing(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(collect(), wait)
     assert items == []
+
+
+# A journey of two timed sends (an hour, then a day later), to a track and a list
+# destination, left on "Cancelled": the durability tests' workload.
+CHAIN = """
+kind: Destination
+id: hooks
+name: Hooks
+type: track
+---
+kind: Destination
+id: audience
+name: Audience
+type: list
+---
+kind: Journey
+id: chain
+name: Chain
+settings:
+  exit_condition: event('Cancelled').count() >= 1
+steps:
+- id: entry
+  name: Entry
+  type: entry
+  condition: event('Signed Up').count() >= 1
+  next: wait-1
+- id: wait-1
+  name: Wait an hour
+  type: wait_duration
+  duration: 1h
+  next: first
+- id: first
+  name: First
+  type: send_to_destinations
+  destinations: [hooks, audience]
+  next: wait-2
+- id: wait-2
+  name: Wait a day
+  type: wait_duration
+  duration: 1d
+  next: second
+- id: second
+  name: Second
+  type: send_to_destinations
+  destinations: [hooks]
+"""
