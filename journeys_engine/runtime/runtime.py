@@ -34,7 +34,7 @@ from journeys_engine.runtime.stats import JourneyStats, stats_data
 from journeys_engine.runtime.timeline import TimelineRow
 from journeys_engine.runtime.wheel import TimerWheel
 
-__all__ = ["UNIT_ACTORS", "ActorSnapshot", "MemberRow", "Runtime", "Unit"]
+__all__ = ["UNIT_ACTORS", "ActorSnapshot", "MemberRow", "Runtime", "Unit", "compact_json"]
 
 UNIT_ACTORS = 250
 """The most profiles a unit cut from one large piece of work carries."""
@@ -98,7 +98,8 @@ class Unit:
         )
 
 
-def _dumps(data: object) -> str:
+def compact_json(data: object) -> str:
+    """JSON as the store keeps it: no spaces, text as is."""
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -117,14 +118,14 @@ def member_rows(actor: Actor) -> tuple[MemberRow, ...]:
 def _snapshot(actor: Actor) -> ActorSnapshot:
     members = member_rows(actor) if actor.moved else None
     actor.moved = False
-    return ActorSnapshot(actor.position, actor.wake_at, _dumps(actor.to_data()), members)
+    return ActorSnapshot(actor.position, actor.wake_at, compact_json(actor.to_data()), members)
 
 
 def _freeze(unit: Unit) -> Unit:
     """Snapshots the unit's profiles and counts as they are now."""
     unit.snapshots = {key: _snapshot(actor) for key, actor in unit.actors.items()}
     unit.counts = {
-        key: None if stats is None else _dumps(stats_data(stats))
+        key: None if stats is None else compact_json(stats_data(stats))
         for key, stats in unit.stats.items()
     }
     return unit

@@ -27,6 +27,7 @@ from journeys_engine.errors import (
     PreconditionViolation,
     StorageError,
 )
+from journeys_engine.store.database import create_owner_only
 
 __all__ = ["DatabaseCopy", "backup_database", "is_in_memory"]
 
@@ -100,7 +101,7 @@ def backup_database(source: str | os.PathLike[str], target: str | os.PathLike[st
         # SQLite would take a stale journal or WAL under that name for the copy's own.
         if Path(f"{target_path}{suffix}").exists():
             raise AlreadyExistsError(kind="file", id=f"{target_path}{suffix}")
-    _create_owner_only(target_path)
+    create_owner_only(target_path, "the copy", exist_ok=False)
     done = False
     try:
         schema_version = _copy(source_name, target_path)
@@ -110,18 +111,6 @@ def backup_database(source: str | os.PathLike[str], target: str | os.PathLike[st
         if not done:  # a failed or interrupted copy leaves no partial file behind
             _remove(target_path)
     return DatabaseCopy(path=str(target_path), size_bytes=size, schema_version=schema_version)
-
-
-def _create_owner_only(path: Path) -> None:
-    """Creates ``path`` empty and owner-only; it must not exist (O_EXCL: not even as
-    a symbolic link, which is never followed)."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        raise AlreadyExistsError(kind="file", id=str(path)) from None
-    except OSError as err:
-        raise StorageError(f"cannot create {str(path)!r}: {err.strerror}") from err
-    os.close(fd)
 
 
 def _copy(source: str, target: Path) -> int:

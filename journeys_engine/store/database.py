@@ -18,10 +18,10 @@ from pathlib import Path
 
 import aiosqlite
 
-from journeys_engine.errors import StorageError
+from journeys_engine.errors import AlreadyExistsError, StorageError
 from journeys_engine.store.schema import MIGRATIONS
 
-__all__ = ["SCHEMA_VERSION", "Database"]
+__all__ = ["SCHEMA_VERSION", "Database", "create_owner_only"]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -52,7 +52,7 @@ class Database:
         """
         name = os.fspath(path)
         if name != ":memory:":
-            _create_owner_only(Path(name))
+            create_owner_only(Path(name), "database", exist_ok=True)
         try:
             conn = await aiosqlite.connect(name, isolation_level=None)
         except (sqlite3.Error, OSError) as err:
@@ -182,12 +182,20 @@ class Tx:
         return rowid
 
 
-def _create_owner_only(path: Path) -> None:
-    """Creates a missing database file readable by its owner alone."""
+def create_owner_only(path: Path, what: str, *, exist_ok: bool) -> None:
+    """Creates ``path`` empty, readable and writable by its owner alone (``O_EXCL``:
+    a symbolic link in its place is never followed); ``what`` names it in errors.
+
+    Raises:
+        AlreadyExistsError: it exists (kind ``file``), unless ``exist_ok``.
+        StorageError: it cannot be created (a missing folder, no permission).
+    """
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
-        return
+        if exist_ok:
+            return
+        raise AlreadyExistsError(kind="file", id=str(path)) from None
     except OSError as err:
-        raise StorageError(f"cannot create database {str(path)!r}: {err.strerror}") from err
+        raise StorageError(f"cannot create {what} {str(path)!r}: {err.strerror}") from err
     os.close(fd)

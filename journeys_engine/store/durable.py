@@ -27,7 +27,6 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from journeys_engine.clock import Clock
 from journeys_engine.conditions.profile import LeafIndex
@@ -36,7 +35,7 @@ from journeys_engine.messages import Message, parse_message
 from journeys_engine.runtime.actor import Actor
 from journeys_engine.runtime.identity import Logged, resolve
 from journeys_engine.runtime.outputs import Change
-from journeys_engine.runtime.runtime import Runtime, Unit
+from journeys_engine.runtime.runtime import Runtime, Unit, compact_json
 from journeys_engine.runtime.stats import stats_from
 from journeys_engine.runtime.timeline import TimelineEntry, TimelineRow
 from journeys_engine.store.catalog import CatalogRows
@@ -47,10 +46,6 @@ __all__ = ["DurableStore", "OutboxRecord"]
 _FLOOR_KEY = "applied_floor"
 _CHUNK = 500
 _DELETE_CHUNK = 20_000
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +250,7 @@ class DurableStore:
                     space_id,
                     e.actor_id,
                     e.message.received_at,
-                    _dumps(e.message.to_json()),
+                    compact_json(e.message.to_json()),
                 )
                 for e in logged
                 if e is not None
@@ -690,7 +685,7 @@ def _timeline_rows(rows: Sequence[TimelineRow]) -> list[tuple[object, ...]]:
     for space_id, actor_id, at, journey_id, run, kind, step_id, cause, detail in rows:
         text = causes.get(id(cause))
         if text is None:
-            text = causes[id(cause)] = _dumps(cause.to_data())
-        encoded = _dumps(detail) if detail else None
+            text = causes[id(cause)] = compact_json(cause.to_data())
+        encoded = compact_json(detail) if detail else None
         out.append((space_id, actor_id, at, journey_id, run, kind, step_id, text, encoded))
     return out

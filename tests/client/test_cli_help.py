@@ -60,3 +60,10 @@ def test_verbs_other_than_serve_start_without_the_server_or_the_engine() -> None
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_serve_refuses_a_zero_duration_before_starting() -> None:
+    for option in ("--passivate-after", "--timeline-retention", "--outbox-retention"):
+        result = CliRunner().invoke(cli, ["serve", option, "0s"])
+        assert result.exit_code == 2, (option, result.output)
+        assert f"Invalid value for '{option}': '0s' must be more than zero" in result.output

@@ -19,11 +19,14 @@ _SERVE = ServerSettings()  # the defaults `journeys serve` shows
 
 
 def _duration_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    """A duration option (7d, 12h, 90s) as milliseconds."""
+    """A duration option (7d, 12h, 90s) as milliseconds; more than zero."""
     try:
-        return parse_duration(value)
+        ms = parse_duration(value)
     except ValueError as err:
         raise click.BadParameter(str(err), ctx, param) from None
+    if ms <= 0:
+        raise click.BadParameter(f"{value!r} must be more than zero", ctx, param)
+    return ms
 
 
 @click.command()
