@@ -684,16 +684,22 @@ class PublishJourneyResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOURNEY_FIELD_NUMBER: _builtins.int
+    OPERATION_ID_FIELD_NUMBER: _builtins.int
+    operation_id: _builtins.str
+    """The historical entry it started (entry with use_historical_data); empty
+    otherwise.
+    """
     @_builtins.property
     def journey(self) -> Global___Journey: ...
     def __init__(
         self,
         *,
         journey: Global___Journey | None = ...,
+        operation_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["journey", b"journey"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["journey", b"journey"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["journey", b"journey", "operation_id", b"operation_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -870,3 +876,67 @@ class CloneJourneyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CloneJourneyResponse: _TypeAlias = CloneJourneyResponse  # noqa: Y015
+
+@_typing.final
+class PreviewEntryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    JOURNEY_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    journey_id: _builtins.str
+    limit: _builtins.int
+    """How many matching profiles to name (0: 10; capped at 1000)."""
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        journey_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["journey_id", b"journey_id", "limit", b"limit", "space_id", b"space_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewEntryRequest: _TypeAlias = PreviewEntryRequest  # noqa: Y015
+
+@_typing.final
+class PreviewEntryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATCHING_FIELD_NUMBER: _builtins.int
+    SCANNED_FIELD_NUMBER: _builtins.int
+    PROFILE_KEYS_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    matching: _builtins.int
+    """Stored profiles that match the entry condition now."""
+    scanned: _builtins.int
+    """Stored profiles looked at."""
+    @_builtins.property
+    def profile_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The first `limit` matching profiles by profile id: each one's user id,
+        or its anonymous id when it has none.
+        """
+
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """The instant it was evaluated at (the engine's clock)."""
+
+    def __init__(
+        self,
+        *,
+        matching: _builtins.int = ...,
+        scanned: _builtins.int = ...,
+        profile_keys: _abc.Iterable[_builtins.str] | None = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["matching", b"matching", "profile_keys", b"profile_keys", "scanned", b"scanned", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewEntryResponse: _TypeAlias = PreviewEntryResponse  # noqa: Y015

@@ -91,6 +91,11 @@ class JourneyServiceStub:
                 request_serializer=journeys_dot_v1_dot_journey__pb2.CloneJourneyRequest.SerializeToString,
                 response_deserializer=journeys_dot_v1_dot_journey__pb2.CloneJourneyResponse.FromString,
                 _registered_method=True)
+        self.PreviewEntry = channel.unary_unary(
+                '/journeys.v1.JourneyService/PreviewEntry',
+                request_serializer=journeys_dot_v1_dot_journey__pb2.PreviewEntryRequest.SerializeToString,
+                response_deserializer=journeys_dot_v1_dot_journey__pb2.PreviewEntryResponse.FromString,
+                _registered_method=True)
 
 
 class JourneyServiceServicer:
@@ -142,7 +147,12 @@ class JourneyServiceServicer:
 
     def PublishJourney(self, request, context):
         """draft -> published. Refused when the space already has its limit of
-        published or paused journeys (a server setting, 5 by default).
+        published or paused journeys (a server setting, 5 by default). When the
+        entry uses historical data, publishing also enters every stored profile
+        whose retained history matches the entry condition, with the publish time
+        as its entry time: that runs in the background while messages keep
+        flowing, and the response names the operation to watch
+        (OperationService.WatchOperation).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -172,6 +182,16 @@ class JourneyServiceServicer:
     def CloneJourney(self, request, context):
         """Copies a journey of any status into a new draft named "Copy of NAME",
         with new journey and step ids and new send-step keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewEntry(self, request, context):
+        """How many stored profiles match the entry condition now over their
+        retained history (as with use_historical_data, whatever the journey
+        says), and the first of them by profile id. Drafts and published or
+        paused journeys; changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -229,6 +249,11 @@ def add_JourneyServiceServicer_to_server(servicer, server):
                     servicer.CloneJourney,
                     request_deserializer=journeys_dot_v1_dot_journey__pb2.CloneJourneyRequest.FromString,
                     response_serializer=journeys_dot_v1_dot_journey__pb2.CloneJourneyResponse.SerializeToString,
+            ),
+            'PreviewEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewEntry,
+                    request_deserializer=journeys_dot_v1_dot_journey__pb2.PreviewEntryRequest.FromString,
+                    response_serializer=journeys_dot_v1_dot_journey__pb2.PreviewEntryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -508,6 +533,33 @@ class JourneyService:
             '/journeys.v1.JourneyService/CloneJourney',
             journeys_dot_v1_dot_journey__pb2.CloneJourneyRequest.SerializeToString,
             journeys_dot_v1_dot_journey__pb2.CloneJourneyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/journeys.v1.JourneyService/PreviewEntry',
+            journeys_dot_v1_dot_journey__pb2.PreviewEntryRequest.SerializeToString,
+            journeys_dot_v1_dot_journey__pb2.PreviewEntryResponse.FromString,
             options,
             channel_credentials,
             insecure,

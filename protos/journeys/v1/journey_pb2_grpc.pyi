@@ -55,7 +55,12 @@ class JourneyServiceStub:
     """Deletes a journey of any status with its runs; nothing is sent."""
     PublishJourney: _grpc.UnaryUnaryMultiCallable[_journey_pb2.PublishJourneyRequest, _journey_pb2.PublishJourneyResponse]
     """draft -> published. Refused when the space already has its limit of
-    published or paused journeys (a server setting, 5 by default).
+    published or paused journeys (a server setting, 5 by default). When the
+    entry uses historical data, publishing also enters every stored profile
+    whose retained history matches the entry condition, with the publish time
+    as its entry time: that runs in the background while messages keep
+    flowing, and the response names the operation to watch
+    (OperationService.WatchOperation).
     """
     PauseJourney: _grpc.UnaryUnaryMultiCallable[_journey_pb2.PauseJourneyRequest, _journey_pb2.PauseJourneyResponse]
     """published -> paused: existing runs go on, nobody new enters."""
@@ -66,6 +71,12 @@ class JourneyServiceStub:
     CloneJourney: _grpc.UnaryUnaryMultiCallable[_journey_pb2.CloneJourneyRequest, _journey_pb2.CloneJourneyResponse]
     """Copies a journey of any status into a new draft named "Copy of NAME",
     with new journey and step ids and new send-step keys.
+    """
+    PreviewEntry: _grpc.UnaryUnaryMultiCallable[_journey_pb2.PreviewEntryRequest, _journey_pb2.PreviewEntryResponse]
+    """How many stored profiles match the entry condition now over their
+    retained history (as with use_historical_data, whatever the journey
+    says), and the first of them by profile id. Drafts and published or
+    paused journeys; changes nothing.
     """
 
 @_typing.type_check_only
@@ -95,7 +106,12 @@ class JourneyServiceAsyncStub(JourneyServiceStub):
     """Deletes a journey of any status with its runs; nothing is sent."""
     PublishJourney: _aio.UnaryUnaryMultiCallable[_journey_pb2.PublishJourneyRequest, _journey_pb2.PublishJourneyResponse]  # type: ignore[assignment]
     """draft -> published. Refused when the space already has its limit of
-    published or paused journeys (a server setting, 5 by default).
+    published or paused journeys (a server setting, 5 by default). When the
+    entry uses historical data, publishing also enters every stored profile
+    whose retained history matches the entry condition, with the publish time
+    as its entry time: that runs in the background while messages keep
+    flowing, and the response names the operation to watch
+    (OperationService.WatchOperation).
     """
     PauseJourney: _aio.UnaryUnaryMultiCallable[_journey_pb2.PauseJourneyRequest, _journey_pb2.PauseJourneyResponse]  # type: ignore[assignment]
     """published -> paused: existing runs go on, nobody new enters."""
@@ -106,6 +122,12 @@ class JourneyServiceAsyncStub(JourneyServiceStub):
     CloneJourney: _aio.UnaryUnaryMultiCallable[_journey_pb2.CloneJourneyRequest, _journey_pb2.CloneJourneyResponse]  # type: ignore[assignment]
     """Copies a journey of any status into a new draft named "Copy of NAME",
     with new journey and step ids and new send-step keys.
+    """
+    PreviewEntry: _aio.UnaryUnaryMultiCallable[_journey_pb2.PreviewEntryRequest, _journey_pb2.PreviewEntryResponse]  # type: ignore[assignment]
+    """How many stored profiles match the entry condition now over their
+    retained history (as with use_historical_data, whatever the journey
+    says), and the first of them by profile id. Drafts and published or
+    paused journeys; changes nothing.
     """
 
 class JourneyServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -168,7 +190,12 @@ class JourneyServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_journey_pb2.PublishJourneyResponse, _abc.Awaitable[_journey_pb2.PublishJourneyResponse]]:
         """draft -> published. Refused when the space already has its limit of
-        published or paused journeys (a server setting, 5 by default).
+        published or paused journeys (a server setting, 5 by default). When the
+        entry uses historical data, publishing also enters every stored profile
+        whose retained history matches the entry condition, with the publish time
+        as its entry time: that runs in the background while messages keep
+        flowing, and the response names the operation to watch
+        (OperationService.WatchOperation).
         """
 
     @_abc_1.abstractmethod
@@ -203,6 +230,18 @@ class JourneyServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_journey_pb2.CloneJourneyResponse, _abc.Awaitable[_journey_pb2.CloneJourneyResponse]]:
         """Copies a journey of any status into a new draft named "Copy of NAME",
         with new journey and step ids and new send-step keys.
+        """
+
+    @_abc_1.abstractmethod
+    def PreviewEntry(
+        self,
+        request: _journey_pb2.PreviewEntryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_journey_pb2.PreviewEntryResponse, _abc.Awaitable[_journey_pb2.PreviewEntryResponse]]:
+        """How many stored profiles match the entry condition now over their
+        retained history (as with use_historical_data, whatever the journey
+        says), and the first of them by profile id. Drafts and published or
+        paused journeys; changes nothing.
         """
 
 def add_JourneyServiceServicer_to_server(servicer: JourneyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
