@@ -29,7 +29,11 @@ from journeys_engine.model.definitions import (
     Destination,
 )
 from journeys_engine.model.journey import Journey, JourneyStatus
+from journeys_engine.model.lifecycle import Move
 from journeys_engine.model.limits import Limits
+from journeys_engine.model.operation import Operation
+from journeys_engine.operations import Operations
+from journeys_engine.preview import EntryPreview, preview_entry
 from journeys_engine.reporting import Reporting
 from journeys_engine.runtime import Router, Runtime, Sink
 from journeys_engine.runtime.identity import Logged
@@ -39,6 +43,7 @@ from journeys_engine.runtime.space import ActorKey
 from journeys_engine.store.catalog import CatalogRows
 from journeys_engine.store.database import Database
 from journeys_engine.store.durable import DurableStore
+from journeys_engine.store.history import History
 
 __all__ = ["Engine", "EngineSettings", "IngestResult"]
 
@@ -70,6 +75,8 @@ class EngineSettings:
         timer_horizon_ms: Wake-ups due within this of now are kept in memory;
             later ones stay in the database until time approaches.
         timeline_retention_ms: How long timeline entries are kept.
+        history_retention_ms: How long logged messages are kept: each space's
+            event history, read by historical entry and preview.
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -80,6 +87,7 @@ class EngineSettings:
     passivate_after_ms: int = 10 * _MINUTE
     timer_horizon_ms: int = 60 * _MINUTE
     timeline_retention_ms: int = 180 * 24 * 60 * _MINUTE
+    history_retention_ms: int = 180 * 24 * 60 * _MINUTE
 
 
 class Engine:
@@ -90,6 +98,7 @@ class Engine:
         journeys: Journeys and their lifecycle.
         definitions: Audiences, computed traits and destinations.
         reporting: Counts, who is at a step, profiles and their timelines.
+        operations: Historical entries started by publishing, and their progress.
         clock: The clock every time-based rule reads.
         settings: The settings it was opened with.
     """
@@ -108,6 +117,7 @@ class Engine:
             dedup_window_ms=limits.dedup_window_ms,
             retention_ms=limits.outbox_retention_ms,
             timeline_retention_ms=settings.timeline_retention_ms,
+            history_retention_ms=settings.history_retention_ms,
         )
         ctx = CatalogContext(db, clock, limits, [self._on_catalog_change])
         self.spaces = Spaces(ctx)
@@ -127,11 +137,22 @@ class Engine:
             self._apply_batch, shards=settings.shards, capacity=settings.shard_capacity
         )
         self.store.on_logged = self.router.put
+        self._replayed = asyncio.Event()  # the log beyond the floor is queued again
+        self.history = History(db)
+        self.operations = Operations(
+            self.runtime,
+            self.store,
+            self.history,
+            clock,
+            commit=self._commit,
+            activate=self._activate,
+            evict=self._evict,
+            ready=self._replayed.wait,
+        )
         self._timers: asyncio.Task[None] | None = None
         self._timers_changed = asyncio.Event()
         self._exclusive = asyncio.Lock()  # clock moves and catalog changes, one at a time
         self._in_flight: Counter[ActorKey] = Counter()  # in units being committed
-        self._replayed = asyncio.Event()  # the log beyond the floor is queued again
         self._ready = asyncio.Event()  # ... and applied
         self._replay: asyncio.Task[None] | None = None
         self._holds = 0  # clock moves and catalog changes holding new messages back
@@ -173,6 +194,7 @@ class Engine:
             await engine.store.open()
             await engine._load_runtime()
             await engine.store.load_counts(engine.runtime)
+            await engine.operations.resume()
             await engine._commit()  # (what is left of journeys deleted during a crash goes)
             engine.runtime.horizon = _LONG_AGO  # nothing is in the wheel yet
             await engine._promote(clock.now_ms() + settings.timer_horizon_ms)
@@ -415,12 +437,20 @@ class Engine:
                 wheel.schedule_min((space_id, actor_id), due)
 
     async def _activate(self, space_id: str, actor_ids: Collection[str]) -> None:
-        """Makes the profiles resident, from their snapshots, if they are stored."""
+        """Makes the profiles resident, from their snapshots, if they are stored; a
+        historical entry running in the space looks at their history first."""
         space = self.runtime.space(space_id)
         missing = [actor_id for actor_id in actor_ids if actor_id not in space.actors]
+        found = []
         if missing:
             found = await self.store.load_actors(space_id, missing, space.conditions.index)
+        if space.backfills:
+            await self.operations.activate(space, found, actor_ids)
+        elif found:
             space.activate(found, self.clock.now_ms())
+
+    def _evict(self, space_id: str, actor_ids: Sequence[str]) -> None:
+        self.runtime.evict([(space_id, actor_id) for actor_id in actor_ids], self._in_flight)
 
     async def passivate(self, idle_ms: int | None = None) -> int:
         """Drops from memory the profiles unused for ``idle_ms`` (default: the
@@ -571,6 +601,8 @@ class Engine:
         ones a unit at a time, each dropped from memory again once committed."""
         space = self.runtime.space(space_id)
         resident = set(space.actors)
+        if space.backfills:
+            await self._activate(space_id, resident)
         space.recheck(list(resident), now)
         await self._commit()
         after = ""
@@ -580,7 +612,7 @@ class Engine:
             await self._activate(space_id, stored)
             space.recheck(stored, now)
             await self._commit()
-            self.runtime.evict([(space_id, actor_id) for actor_id in stored], self._in_flight)
+            self._evict(space_id, stored)
 
     async def _on_catalog_change(self, change: CatalogChange) -> None:
         # The change is committed: the runtime must learn it even if the caller
@@ -608,10 +640,41 @@ class Engine:
                 if before is not None and before.status is not JourneyStatus.DRAFT:
                     # Archiving ends its runs; a destination added sends to its members.
                     await self._activate(space_id, await self.store.in_journey(space_id, after.id))
-                self.runtime.put_journey(after, now)
+                    self.runtime.put_journey(after, now)
+                elif after.entry.use_historical_data:
+                    await self.operations.start(space_id, after, now)
+                else:
+                    self.runtime.put_journey(after, now)
+                if after.status is JourneyStatus.ARCHIVED:
+                    await self.operations.journey_changed(space_id, after.id, deleted=False)
             elif before is not None and (after is None or before.status is not JourneyStatus.DRAFT):
                 self.runtime.drop_journey(change.space_id, before.id, deleted=after is None)
+                await self.operations.journey_changed(space_id, before.id, deleted=after is None)
         await self._commit()
+
+    async def preview_entry(self, space_id: str, journey_id: str, limit: int = 0) -> EntryPreview:
+        """Who matches the journey's entry condition now over their history; see
+        :func:`~journeys_engine.preview.preview_entry`."""
+        return await preview_entry(
+            journeys=self.journeys,
+            runtime=self.runtime,
+            store=self.store,
+            history=self.history,
+            clock=self.clock,
+            settle=self.settle,
+            space_id=space_id,
+            journey_id=journey_id,
+            limit=limit,
+        )
+
+    async def publish_journey(
+        self, space_id: str, journey_id: str
+    ) -> tuple[Journey, Operation | None]:
+        """Publishes a draft (:meth:`Journeys.move`); when its entry uses historical
+        data, also returns the historical entry it started, which runs in the
+        background (:attr:`operations`)."""
+        journey = await self.journeys.move(space_id, journey_id, Move.PUBLISH)
+        return journey, self.operations.started(space_id, journey_id)
 
     async def close(self) -> None:
         """Applies what is queued, then closes the database; idempotent."""
@@ -619,6 +682,7 @@ class Engine:
             return
         self._closed = True
         try:
+            await self.operations.close()
             if self._replay is not None:
                 with contextlib.suppress(Exception):
                     await self._replay

@@ -335,19 +335,6 @@ class Journeys:
         return step.key, ""
 
     async def _check_publishable(self, rows: CatalogRows, journey: Journey) -> None:
-        if journey.entry.use_historical_data:
-            raise FailedPreconditionError(
-                "historical entry is not available yet: set use_historical_data to false "
-                "to publish this journey",
-                [
-                    PreconditionViolation(
-                        "HISTORICAL_ENTRY_UNAVAILABLE",
-                        f"journey.steps[{journey.steps.index(journey.entry)}]"
-                        ".entry.use_historical_data",
-                        "historical entry is not available yet",
-                    )
-                ],
-            )
         limit = self._ctx.limits.max_live_journeys
         live = await rows.count_journeys(journey.space_id, [s for s in JourneyStatus if s.is_live])
         if live >= limit:

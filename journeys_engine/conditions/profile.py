@@ -127,32 +127,28 @@ class ProfileConditions:
         their result is kept with the event. Returns whether any leaf kept it.
         """
         self.seq += 1
+        return _feed(self.states, index.for_event(event.name), event, self.seq, self.traits, now)
+
+    def rebuild(
+        self, specs: Iterable[LeafSpec], history: Iterable[tuple[int, EventRecord]], now: int
+    ) -> bool:
+        """Replaces the states of ``specs`` with states built from the profile's
+        history as of ``now``: ``(position, event)`` pairs in log order.
+
+        ``where`` conditions read the traits as they are now. Historical events
+        are ordered before every event applied later (their sequence numbers are
+        below any the profile gives). Returns whether any state is left.
+        """
+        by_event: dict[str, list[LeafSpec]] = {}
+        for spec in specs:
+            by_event.setdefault(spec.aggregate.event, []).append(spec)
+            self.states.pop(spec.key, None)
         kept = False
-        passed: dict[EventAggregate, bool] = {}
-        for spec in index.for_event(event.name):
-            aggregate = spec.aggregate
-            ok = passed.get(aggregate)
-            if ok is None:
-                ok = all(
-                    where_holds(w, event.properties, event.context, self.traits, now)
-                    for w in aggregate.where
-                )
-                passed[aggregate] = ok
-            if not ok:
-                continue
-            target = aggregate.reducer.target
-            raw = None
-            if target is not None:
-                source = event.properties if target.source == "property" else event.context
-                raw = lookup(source, target.path)
-            state = self.states.get(spec.key)
-            if state is None:
-                state = LeafState(spec)
-                if not state.add(event.timestamp, self.seq, raw, now):
-                    continue
-                self.states[spec.key] = state
-                kept = True
-            elif state.add(event.timestamp, self.seq, raw, now):
+        for position, event in history:
+            found = by_event.get(event.name)
+            if found and _feed(
+                self.states, found, event, position - _HISTORY_SEQ, self.traits, now
+            ):
                 kept = True
         return kept
 
@@ -189,6 +185,48 @@ class ProfileConditions:
         profile.audiences = dict(data["audiences"])
         profile.computed = dict(data["computed"])
         return profile
+
+
+_HISTORY_SEQ = 2**62  # historical events' sequence numbers: position - this (< 0)
+
+
+def _feed(
+    states: dict[str, LeafState],
+    specs: Iterable[LeafSpec],
+    event: EventRecord,
+    seq: int,
+    traits: Mapping[str, Any],
+    now: int,
+) -> bool:
+    """Adds an event to the states of the leaves it matches; whether any kept it."""
+    kept = False
+    passed: dict[EventAggregate, bool] = {}
+    for spec in specs:
+        aggregate = spec.aggregate
+        ok = passed.get(aggregate)
+        if ok is None:
+            ok = all(
+                where_holds(w, event.properties, event.context, traits, now)
+                for w in aggregate.where
+            )
+            passed[aggregate] = ok
+        if not ok:
+            continue
+        target = aggregate.reducer.target
+        raw = None
+        if target is not None:
+            source = event.properties if target.source == "property" else event.context
+            raw = lookup(source, target.path)
+        state = states.get(spec.key)
+        if state is None:
+            state = LeafState(spec)
+            if not state.add(event.timestamp, seq, raw, now):
+                continue
+            states[spec.key] = state
+            kept = True
+        elif state.add(event.timestamp, seq, raw, now):
+            kept = True
+    return kept
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,16 +16,18 @@ first.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from journeys_engine.conditions.ast import BoolNode, EventAggregate
+from journeys_engine.conditions.evaluator import leaf_specs
 from journeys_engine.conditions.parser import parse_condition, parse_expression
 from journeys_engine.conditions.profile import EventRecord, SpaceConditions, earliest
 from journeys_engine.messages import MessageType
 from journeys_engine.model.definitions import Audience, ComputedTrait, Destination
 from journeys_engine.model.journey import Journey, JourneyStatus, SendToDestinationsStep
 from journeys_engine.runtime.actor import Actor
+from journeys_engine.runtime.backfill import Backfill
 from journeys_engine.runtime.identity import Logged, profile_id
 from journeys_engine.runtime.live import LiveJourney
 from journeys_engine.runtime.outputs import Change, build_output
@@ -33,6 +35,7 @@ from journeys_engine.runtime.stats import JourneyStats
 from journeys_engine.runtime.steps import StepRunner
 from journeys_engine.runtime.timeline import (
     DEFINITIONS,
+    HISTORY,
     JOURNEY,
     TIMER,
     Cause,
@@ -74,6 +77,7 @@ class SpaceRuntime:
         self.destinations: dict[str, Destination] = {}
         self.actors: dict[str, Actor] = {}  # resident ones
         self.stats: dict[str, JourneyStats] = {}
+        self.backfills: dict[str, Backfill] = {}  # historical entries running, by journey
         self.cause = TIMER  # what the transitions being made now follow from
         self.runner = StepRunner(self)
 
@@ -144,7 +148,77 @@ class SpaceRuntime:
         if old is not None and journey.status is not JourneyStatus.ARCHIVED:
             self._connect(old, live, now)
         elif old is not None and old.status is not JourneyStatus.ARCHIVED:
+            self.backfills.pop(journey.id, None)
             self._end_runs(live, now)
+
+    def put_historical(self, journey: Journey, operation_id: str, now: int) -> Backfill:
+        """Publishes a journey whose entry uses historical data: existing profiles are
+        left alone until :meth:`seed` looks at their history (SPEC §5.1)."""
+        assert journey.publish_time_ms is not None
+        old = self.journeys.pop(journey.id, None)
+        if old is not None:  # (after a restart: put already, without its history)
+            old.unregister(self.conditions.index)
+        entry = parse_condition(journey.entry.condition.text, max_leaves=_UNLIMITED)
+        index = self.conditions.index
+        building = {key for b in self.backfills.values() for key in b.keys}
+        keys = frozenset(
+            spec.key
+            for spec in leaf_specs(entry, None)
+            if index.spec(spec.key) is None or spec.key in building
+        )
+        self.put_journey(journey, now)
+        backfill = self.backfills[journey.id] = Backfill(
+            operation_id, journey.id, journey.publish_time_ms, keys
+        )
+        return backfill
+
+    def uncovered(self, actor: Actor) -> bool:
+        """Whether a historical entry has yet to look at this profile."""
+        return any(not b.covers(actor) for b in self.backfills.values())
+
+    def history_names(self) -> set[str]:
+        """The events whose history :meth:`seed` reads."""
+        index = self.conditions.index
+        return {
+            spec.aggregate.event
+            for b in self.backfills.values()
+            for key in b.keys
+            if (spec := index.spec(key)) is not None
+        }
+
+    def seed(self, actor: Actor, history: Sequence[tuple[int, EventRecord]]) -> list[str]:
+        """Looks at an existing profile for each historical entry that has not yet:
+        builds the new leaves from its history (``(position, event)`` in log order,
+        up to the last position applied to it), then lets it enter each journey at
+        its publish time if the entry condition held then. Returns the journeys
+        it entered."""
+        pending = [b for b in self.backfills.values() if not b.covers(actor)]
+        if not pending:
+            return []
+        index = self.conditions.index
+        specs = {spec.key: spec for b in pending for key in b.keys if (spec := index.spec(key))}
+        changed = bool(specs) and actor.conditions.rebuild(
+            specs.values(), history, min(b.at for b in pending)
+        )
+        entered: list[str] = []
+        wake = actor.wake_at
+        self.cause = HISTORY
+        for backfill in pending:
+            live = self.journeys[backfill.journey_id]
+            self.runner.process(actor, live, backfill.at)
+            state = actor.journeys[live.id]
+            if state.run is not None:
+                entered.append(live.id)
+            wake = earliest(wake, self.runner.next_due(state, live))
+        key = (self.space_id, actor.id)
+        if wake != actor.wake_at:
+            actor.wake_at = wake
+            self.wheel.schedule(key, wake)
+            changed = True
+        if changed or entered:
+            self.unit().actors[key] = actor
+            self.cut()
+        return entered
 
     def _end_runs(self, live: LiveJourney, now: int) -> None:
         """The journey was archived: every run ends now and nothing is sent (SPEC §5.5)."""
@@ -179,6 +253,7 @@ class SpaceRuntime:
         if live is not None:
             live.unregister(self.conditions.index)
         self.stats.pop(journey_id, None)
+        self.backfills.pop(journey_id, None)
         self.forget(journey_id)
         for actor_id, actor in self.actors.items():
             if actor.journeys.pop(journey_id, None) is not None:
@@ -308,6 +383,7 @@ class SpaceRuntime:
         actor = self._actor(logged)
         if logged.position <= actor.position:
             return  # applied before a restart: recovery skips it
+        fresh = actor.position == 0  # (no history: a historical entry has nothing to see)
         self._catch_up(actor, now)  # wake-ups due by now see the profile as it was
         if actor.anonymous_id is None and message.anonymous_id is not None:
             actor.anonymous_id = message.anonymous_id  # the first one recorded (SPEC §7)
@@ -329,7 +405,13 @@ class SpaceRuntime:
                 actor.groups[str(message.group_id)] = dict(message.traits)
             case MessageType.ALIAS:
                 pass
-        self._step(actor, now, event=event, all_journeys=message.type is MessageType.IDENTIFY)
+        self._step(
+            actor,
+            now,
+            event=event,
+            all_journeys=message.type is MessageType.IDENTIFY,
+            fresh=fresh,
+        )
 
     def catch_up(self, actor_id: str, upto: int) -> None:
         """Fires the profile's wake-ups due at or before ``upto``, each at its instant."""
@@ -345,7 +427,9 @@ class SpaceRuntime:
             if actor.wake_at is not None and actor.wake_at <= at:
                 break  # (a wake-up never schedules one at or before itself)
 
-    def _step(self, actor: Actor, t: int, *, event: str | None, all_journeys: bool) -> None:
+    def _step(
+        self, actor: Actor, t: int, *, event: str | None, all_journeys: bool, fresh: bool = False
+    ) -> None:
         conditions = actor.conditions
         conditions.settle(t)
         refresh = self.conditions.refresh(conditions, t)
@@ -353,9 +437,14 @@ class SpaceRuntime:
         changed_traits = set(refresh.computed)
         wake = refresh.recheck_at
         runner = self.runner
+        backfills = self.backfills
         for live in self.journeys.values():
             if live.status is JourneyStatus.ARCHIVED or t < live.since:
                 continue  # (before its publish: only ever a message replayed after a restart)
+            if backfills and not fresh:
+                backfill = backfills.get(live.id)
+                if backfill is not None and not backfill.covers(actor):
+                    continue  # (its history is looked at first: :meth:`seed`)
             state = actor.journeys.get(live.id)
             if (
                 all_journeys

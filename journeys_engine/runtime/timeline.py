@@ -36,6 +36,7 @@ class CauseKind(StrEnum):
     TIMER = "timer"  # a wake-up fell due
     DEFINITIONS = "definitions"  # an audience or computed trait was changed
     JOURNEY = "journey"  # the journey was changed (a destination connected)
+    HISTORY = "history"  # published with historical data: the history matched
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ class Cause:
 TIMER = Cause(CauseKind.TIMER)
 DEFINITIONS = Cause(CauseKind.DEFINITIONS)
 JOURNEY = Cause(CauseKind.JOURNEY)
+HISTORY = Cause(CauseKind.HISTORY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,8 @@ class DurableStore:
         dedup_window_ms: How long a message id is remembered.
         retention_ms: How long an unacknowledged destination call is kept.
         timeline_retention_ms: How long timeline entries are kept.
+        history_retention_ms: How long logged messages are kept (the event
+            history historical entry and preview read).
     """
 
     def __init__(
@@ -82,12 +84,14 @@ class DurableStore:
         dedup_window_ms: int,
         retention_ms: int,
         timeline_retention_ms: int,
+        history_retention_ms: int,
     ) -> None:
         self._db = db
         self._clock = clock
         self.dedup_window_ms = dedup_window_ms
         self.retention_ms = retention_ms
         self.timeline_retention_ms = timeline_retention_ms
+        self.history_retention_ms = history_retention_ms
         self._next_position = 1
         self._logged_through = 0  # every position up to here is in the log, or a gap
         self._pending_positions: set[int] = set()
@@ -593,9 +597,9 @@ class DurableStore:
 
     async def purge(self) -> dict[tuple[str, str], int]:
         """Compaction: drops calls older than the retention and calls every consumer
-        of their destination acknowledged, the log up to the applied floor (applied
-        messages live on in the profiles' snapshots), message ids older than the
-        dedup window and timeline entries older than the timeline retention.
+        of their destination acknowledged, applied log entries received before the
+        history retention, message ids older than the dedup window and timeline
+        entries older than the timeline retention.
 
         Deletes go in small transactions, so appends and commits wait at most
         for one of them.
@@ -631,7 +635,14 @@ class DurableStore:
                 "DELETE FROM outbox WHERE space_id = ? AND destination_id = ? AND sequence <= ?",
                 [(r[0], r[1], int(r[2])) for r in acked],
             )
-        await self._delete_through("ingest_log", "position", self._floor)
+        async with self._db.read() as tx:
+            # Positions follow reception: the first recent entry bounds what goes.
+            row = await tx.fetchone(
+                "SELECT position FROM ingest_log WHERE received_at >= ? ORDER BY position LIMIT 1",
+                (now - self.history_retention_ms,),
+            )
+        old = self._floor if row is None else min(self._floor, int(row[0]) - 1)
+        await self._delete_through("ingest_log", "position", old)
         async with self._db.transaction() as tx:
             await tx.execute(
                 "DELETE FROM dedup WHERE received_at < ?", (now - self.dedup_window_ms,)

@@ -236,4 +236,22 @@ _V4 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+_V5 = (
+    # The ingest log is each space's event history now (kept for the history
+    # retention): a profile's messages, in order, for historical entry and preview.
+    "CREATE INDEX ingest_log_by_actor ON ingest_log (space_id, actor_id, position)",
+    # Long-running work another call started (a historical entry), with its progress.
+    """
+    CREATE TABLE operations (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        space_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        journey_id TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        UNIQUE (space_id, id)
+    )
+    """,
+    "CREATE INDEX operations_by_journey ON operations (space_id, journey_id)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)

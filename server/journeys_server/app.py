@@ -80,6 +80,8 @@ class ServerSettings:
         passivate_after_ms: A profile unused this long leaves memory (its
             snapshot brings it back when needed).
         timeline_retention_ms: How long profile timeline entries are kept.
+        history_retention_ms: How long each space's event history (the logged
+            messages) is kept for historical entry and preview.
     """
 
     db_path: str = "./journeys.db"
@@ -92,6 +94,7 @@ class ServerSettings:
     subscriber_stall_seconds: float = 10.0
     passivate_after_ms: int = _ENGINE.passivate_after_ms
     timeline_retention_ms: int = _ENGINE.timeline_retention_ms
+    history_retention_ms: int = _ENGINE.history_retention_ms
 
 
 class JourneysServer:
@@ -140,6 +143,7 @@ class JourneysServer:
                 manual_clock=settings.manual_clock,
                 passivate_after_ms=settings.passivate_after_ms,
                 timeline_retention_ms=settings.timeline_retention_ms,
+                history_retention_ms=settings.history_retention_ms,
             ),
             clock=clock,
         )

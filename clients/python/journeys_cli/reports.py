@@ -375,6 +375,8 @@ def _cause_text(cause: reporting_pb2.Cause) -> str:
             return "definitions changed"
         case reporting_pb2.CAUSE_KIND_JOURNEY:
             return "journey changed"
+        case reporting_pb2.CAUSE_KIND_HISTORY:
+            return "historical data"
     return ""
 
 

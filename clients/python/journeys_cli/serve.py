@@ -81,6 +81,14 @@ def _duration_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
     metavar="DURATION",
     help="How long profile timeline entries are kept.",
 )
+@click.option(
+    "--history-retention",
+    default=format_duration(_SERVE.history_retention_ms),
+    show_default=True,
+    callback=_duration_ms,
+    metavar="DURATION",
+    help="How long each space's event history is kept (historical entry and preview read it).",
+)
 def serve(
     db_path: str,
     host: str,
@@ -93,6 +101,7 @@ def serve(
     subscriber_stall: float,
     passivate_after: int,
     timeline_retention: int,
+    history_retention: int,
 ) -> None:
     """Run the server on an embedded SQLite database until SIGINT or SIGTERM.
 
@@ -112,6 +121,7 @@ def serve(
         subscriber_stall_seconds=subscriber_stall,
         passivate_after_ms=passivate_after,
         timeline_retention_ms=timeline_retention,
+        history_retention_ms=history_retention,
         limits=dataclasses.replace(
             _SERVE.limits,
             max_live_journeys=max_live_journeys,

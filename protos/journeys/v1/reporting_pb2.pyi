@@ -109,6 +109,10 @@ class _CauseKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CauseKind.V
     """An audience or computed trait definition changed."""
     CAUSE_KIND_JOURNEY: _CauseKind.ValueType  # 4
     """The journey changed (a destination connected to a live send step)."""
+    CAUSE_KIND_HISTORY: _CauseKind.ValueType  # 5
+    """The journey was published with historical data: the profile's retained
+    history matched the entry condition at the publish time.
+    """
 
 class CauseKind(_CauseKind, metaclass=_CauseKindEnumTypeWrapper): ...
 
@@ -121,6 +125,10 @@ CAUSE_KIND_DEFINITIONS: CauseKind.ValueType  # 3
 """An audience or computed trait definition changed."""
 CAUSE_KIND_JOURNEY: CauseKind.ValueType  # 4
 """The journey changed (a destination connected to a live send step)."""
+CAUSE_KIND_HISTORY: CauseKind.ValueType  # 5
+"""The journey was published with historical data: the profile's retained
+history matched the entry condition at the publish time.
+"""
 Global___CauseKind: _TypeAlias = CauseKind  # noqa: Y015
 
 @_typing.final
