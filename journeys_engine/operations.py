@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from journeys_engine.catalog.paging import Page, PageRequest
@@ -91,6 +91,10 @@ class Operations:
         activate: Makes profiles resident (and so looks at their history).
         evict: Drops committed profiles from memory.
         ready: Returns once the log beyond the last commit is queued again.
+
+    Attributes:
+        unit: Stored profiles the walk looks at per unit.
+        pace: When set, awaited before each unit of the walk (tests step it).
     """
 
     def __init__(
@@ -113,6 +117,8 @@ class Operations:
         self._activate = activate
         self._evict = evict
         self._ready = ready
+        self.unit = UNIT_ACTORS
+        self.pace: Callable[[], Awaitable[object]] | None = None
         self._running: dict[str, _Running] = {}
         self._started: dict[tuple[str, str], Operation] = {}
         self._closed = False
@@ -258,7 +264,9 @@ class Operations:
                 space = self._runtime.space(space_id)
                 if space.backfills.get(journey_id) is not backfill:
                     return  # archived or deleted: journey_changed ended it
-                ids = await self._store.actor_ids(space_id, after, UNIT_ACTORS)
+                if self.pace is not None:
+                    await self.pace()
+                ids = await self._store.actor_ids(space_id, after, self.unit)
                 if not ids:
                     break
                 resident = {actor_id for actor_id in ids if actor_id in space.actors}
@@ -331,7 +339,7 @@ class Operations:
         )
         return Page(items, page.next_page_token)
 
-    async def watch(self, space_id: str, operation_id: str) -> AsyncIterator[Operation]:
+    async def watch(self, space_id: str, operation_id: str) -> AsyncGenerator[Operation]:
         """The operation now, then each time it moves (at most five times a second),
         ending with the state that shows it ended."""
         operation = await self.get(space_id, operation_id)  # (NotFoundError first)

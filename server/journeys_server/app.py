@@ -24,8 +24,12 @@ from journeys.v1 import (
     ingest_pb2_grpc,
     journey_pb2,
     journey_pb2_grpc,
+    operation_pb2,
+    operation_pb2_grpc,
     reporting_pb2,
     reporting_pb2_grpc,
+    simulation_pb2,
+    simulation_pb2_grpc,
     space_pb2,
     space_pb2_grpc,
     subscription_pb2,
@@ -40,7 +44,9 @@ from journeys_server.services.clock import ClockServicer
 from journeys_server.services.definitions import DefinitionServicer
 from journeys_server.services.ingest import IngestServicer
 from journeys_server.services.journeys import JourneyServicer
+from journeys_server.services.operations import OperationServicer
 from journeys_server.services.reporting import ReportingServicer
+from journeys_server.services.simulation import SimulationServicer
 from journeys_server.services.spaces import SpaceServicer
 from journeys_server.services.subscriptions import SubscriptionServicer
 
@@ -57,6 +63,8 @@ SERVICE_NAMES: tuple[str, ...] = (
     reporting_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name,
     clock_pb2.DESCRIPTOR.services_by_name["ClockService"].full_name,
     backup_pb2.DESCRIPTOR.services_by_name["BackupService"].full_name,
+    simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"].full_name,
+    operation_pb2.DESCRIPTOR.services_by_name["OperationService"].full_name,
 )
 
 
@@ -172,6 +180,12 @@ class JourneysServer:
             )
             clock_pb2_grpc.add_ClockServiceServicer_to_server(ClockServicer(engine), server)
             backup_pb2_grpc.add_BackupServiceServicer_to_server(BackupServicer(engine), server)
+            simulation_pb2_grpc.add_SimulationServiceServicer_to_server(
+                SimulationServicer(engine), server
+            )
+            operation_pb2_grpc.add_OperationServiceServicer_to_server(
+                OperationServicer(engine, closing=closing), server
+            )
             health_servicer = health.aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
             reflection.enable_server_reflection(

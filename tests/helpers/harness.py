@@ -126,10 +126,11 @@ class Harness:
 
 @asynccontextmanager
 async def harness(
-    settings: EngineSettings | None = None, *, destinations: bool = True
+    settings: EngineSettings | None = None, *, destinations: bool = True, clock_at: int = T0
 ) -> AsyncIterator[Harness]:
-    """A fresh in-memory engine at T0; with ``destinations``, email, crm and ads exist."""
-    clock = FakeClock(T0)
+    """A fresh in-memory engine at ``clock_at``; with ``destinations``, email, crm and
+    ads exist."""
+    clock = FakeClock(clock_at)
     sink = MemorySink()
     async with await Engine.open(":memory:", clock=clock, settings=settings, sink=sink) as engine:
         if not destinations:

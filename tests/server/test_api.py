@@ -65,7 +65,7 @@ async def test_journey_round_trip_and_lifecycle(client: JourneysClient) -> None:
     assert key.startswith("j_o_welcome__say_hi_")
     fetched = await client.get_journey("j")
     assert fetched == created
-    published = await client.publish_journey("j")
+    published = (await client.publish_journey("j")).journey
     assert published.status == journey_pb2.JOURNEY_STATUS_PUBLISHED
     assert published.HasField("publish_time")
     assert [j.id for j in await client.list_journeys()] == ["j"]
@@ -112,7 +112,7 @@ async def test_refused_moves_carry_precondition_details(client: JourneysClient) 
 async def test_live_edits_are_refused_naming_the_fields(client: JourneysClient) -> None:
     await client.create_destination(EMAIL)
     await client.create_journey(proto_journey())
-    live = await client.publish_journey("j")
+    live = (await client.publish_journey("j")).journey
     live.steps[0].name = "Renamed entry"
     live.name = "Renamed journey"
     with pytest.raises(FailedPreconditionError) as caught:

@@ -34,9 +34,11 @@ from journeys_cli.backup import backup
 from journeys_cli.clock import clock
 from journeys_cli.completion import complete_journey_ids, completion
 from journeys_cli.context import Target, fail, with_client
+from journeys_cli.history import operation, preview, publish
 from journeys_cli.output import emit, output_option, table
 from journeys_cli.reports import profile, stats, users
 from journeys_cli.send import send
+from journeys_cli.simulate import simulate
 from journeys_cli.tail import tail
 
 __all__ = ["cli", "main"]
@@ -229,7 +231,6 @@ def _lifecycle(verb: str, past: str) -> click.Command:
     @with_client
     async def command(client: JourneysClient, journey_id: str) -> None:
         moves = {
-            "publish": client.publish_journey,
             "pause": client.pause_journey,
             "resume": client.resume_journey,
             "archive": client.archive_journey,
@@ -242,20 +243,13 @@ def _lifecycle(verb: str, past: str) -> click.Command:
 
 
 _LIFECYCLE_HELP = {
-    "publish": "Publish a draft: from now on users enter it.\n\n\b\nExample:\n"
-    "  journeys publish cart-abandonment",
     "pause": "Pause a published journey: runs go on, nobody new enters.\n\n\b\nExample:\n"
     "  journeys pause cart-abandonment",
     "resume": "Resume a paused journey.\n\n\b\nExample:\n  journeys resume cart-abandonment",
     "archive": "Archive a published or paused journey: runs freeze, nothing is sent.\n\n"
     "\b\nExample:\n  journeys archive cart-abandonment",
 }
-for _verb, _past in (
-    ("publish", "published"),
-    ("pause", "paused"),
-    ("resume", "resumed"),
-    ("archive", "archived"),
-):
+for _verb, _past in (("pause", "paused"), ("resume", "resumed"), ("archive", "archived")):
     _lifecycle(_verb, _past)
 
 
@@ -375,7 +369,20 @@ def _pointed(text: str, err: InvalidArgumentError) -> str:
     return "\n".join(lines)
 
 
-for _command in (send, tail, clock, stats, users, profile, backup, completion):
+for _command in (
+    send,
+    tail,
+    clock,
+    stats,
+    users,
+    profile,
+    backup,
+    completion,
+    simulate,
+    publish,
+    preview,
+    operation,
+):
     cli.add_command(_command)
 
 

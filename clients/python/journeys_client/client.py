@@ -35,8 +35,12 @@ from journeys.v1 import (
     ingest_pb2_grpc,
     journey_pb2,
     journey_pb2_grpc,
+    operation_pb2,
+    operation_pb2_grpc,
     reporting_pb2,
     reporting_pb2_grpc,
+    simulation_pb2,
+    simulation_pb2_grpc,
     space_pb2,
     space_pb2_grpc,
     subscription_pb2,
@@ -85,6 +89,7 @@ class JourneysClient:
         self._reporting = reporting_pb2_grpc.ReportingServiceStub(self._channel)
         self._clock = clock_pb2_grpc.ClockServiceStub(self._channel)
         self._backups = backup_pb2_grpc.BackupServiceStub(self._channel)
+        self._operations = operation_pb2_grpc.OperationServiceStub(self._channel)
 
     async def close(self) -> None:
         """Closes the channel."""
@@ -214,12 +219,69 @@ class JourneysClient:
 
     async def publish_journey(
         self, journey_id: str, *, space: str | None = None
-    ) -> journey_pb2.Journey:
-        """draft -> published."""
+    ) -> journey_pb2.PublishJourneyResponse:
+        """draft -> published. With historical data, ``operation_id`` names the
+        historical entry it started (:meth:`watch_operation`)."""
         request = journey_pb2.PublishJourneyRequest(
             space_id=self._space(space), journey_id=journey_id
         )
-        return (await self._call(self._journeys.PublishJourney, request)).journey
+        return await self._call(self._journeys.PublishJourney, request)
+
+    async def preview_entry(
+        self, journey_id: str, *, limit: int = 0, space: str | None = None
+    ) -> journey_pb2.PreviewEntryResponse:
+        """How many stored profiles match the journey's entry condition now over their
+        history, and the first ``limit`` of them (0: 10). Changes nothing."""
+        request = journey_pb2.PreviewEntryRequest(
+            space_id=self._space(space), journey_id=journey_id, limit=limit
+        )
+        return await self._call(self._journeys.PreviewEntry, request)
+
+    # Operations
+
+    async def get_operation(
+        self, operation_id: str, *, space: str | None = None
+    ) -> operation_pb2.Operation:
+        """An operation (a historical entry) as it stands."""
+        request = operation_pb2.GetOperationRequest(
+            space_id=self._space(space), operation_id=operation_id
+        )
+        return (await self._call(self._operations.GetOperation, request)).operation
+
+    async def list_operations(self, *, space: str | None = None) -> list[operation_pb2.Operation]:
+        """Every operation of the space, in the order they began."""
+
+        async def fetch(token: str) -> tuple[Sequence[operation_pb2.Operation], str]:
+            request = operation_pb2.ListOperationsRequest(
+                space_id=self._space(space), page_token=token
+            )
+            page = await self._call(self._operations.ListOperations, request)
+            return page.operations, page.next_page_token
+
+        return await self._all(fetch)
+
+    async def watch_operation(
+        self, operation_id: str, *, space: str | None = None
+    ) -> AsyncGenerator[operation_pb2.Operation, None]:
+        """The operation now, then each time its progress moves, until it ends."""
+        request = operation_pb2.WatchOperationRequest(
+            space_id=self._space(space), operation_id=operation_id
+        )
+        try:
+            async for operation in self._operations.WatchOperation(request):
+                yield operation
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def wait_operation(
+        self, operation_id: str, *, space: str | None = None
+    ) -> operation_pb2.Operation:
+        """Returns once the operation ended, as it ended."""
+        last = None
+        async for operation in self.watch_operation(operation_id, space=space):
+            last = operation
+        assert last is not None
+        return last
 
     async def pause_journey(
         self, journey_id: str, *, space: str | None = None
@@ -256,6 +318,46 @@ class JourneysClient:
             space_id=self._space(space), journey_id=journey_id, new_journey_id=new_journey_id
         )
         return (await self._call(self._journeys.CloneJourney, request)).journey
+
+    async def simulate_journey(
+        self,
+        steps: Iterable[Mapping[str, Any] | simulation_pb2.SimulationStep] = (),
+        *,
+        journey_id: str = "",
+        journey: journey_pb2.Journey | None = None,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        space: str | None = None,
+    ) -> simulation_pb2.SimulateJourneyResponse:
+        """Runs one journey over messages and clock moves in an engine of its own, in
+        memory, and returns its counts after each instant and every destination call.
+
+        Give ``journey_id`` (a stored journey of any status, published anew with its
+        ids and keys) or ``journey`` (checked as :meth:`create_journey` checks it).
+        Each step is a Segment-spec message in its JSON form (as for :meth:`ingest`),
+        received at its timestamp, or a ``SimulationStep`` moving the clock
+        (``advance`` or ``advance_to``). ``start_time`` (the publish) and ``end_time``
+        are epoch milliseconds. The server copies the space's definitions and
+        changes nothing.
+        """
+        request = simulation_pb2.SimulateJourneyRequest(
+            space_id=self._space(space),
+            steps=[
+                step
+                if isinstance(step, simulation_pb2.SimulationStep)
+                else simulation_pb2.SimulationStep(message=segment_message(step))
+                for step in steps
+            ],
+        )
+        if journey is not None:
+            request.journey.CopyFrom(journey)
+        else:
+            request.journey_id = journey_id
+        for field, ms in (("start_time", start_time), ("end_time", end_time)):
+            if ms is not None:
+                getattr(request, field).FromMilliseconds(ms)
+        stub = simulation_pb2_grpc.SimulationServiceStub(self._channel)
+        return await self._call(stub.SimulateJourney, request)
 
     # Audiences
 

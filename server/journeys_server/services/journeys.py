@@ -15,6 +15,7 @@ from journeys_server.convert import (
     status_from_proto,
     warnings_to_proto,
 )
+from journeys_server.convert.operations import preview_to_proto
 from journeys_server.errors import handle_errors
 from journeys_server.services.requests import checked_write
 
@@ -100,10 +101,13 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
     async def PublishJourney(
         self, request: journey_pb2.PublishJourneyRequest, context: Context
     ) -> journey_pb2.PublishJourneyResponse:
-        journey = await self._engine.journeys.move(
-            request.space_id, request.journey_id, Move.PUBLISH
+        journey, operation = await self._engine.publish_journey(
+            request.space_id, request.journey_id
         )
-        return journey_pb2.PublishJourneyResponse(journey=journey_to_proto(journey))
+        return journey_pb2.PublishJourneyResponse(
+            journey=journey_to_proto(journey),
+            operation_id="" if operation is None else operation.id,
+        )
 
     @handle_errors
     async def PauseJourney(
@@ -138,3 +142,12 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
             request.space_id, request.journey_id, new_journey_id=request.new_journey_id
         )
         return journey_pb2.CloneJourneyResponse(journey=journey_to_proto(journey))
+
+    @handle_errors
+    async def PreviewEntry(
+        self, request: journey_pb2.PreviewEntryRequest, context: Context
+    ) -> journey_pb2.PreviewEntryResponse:
+        preview = await self._engine.preview_entry(
+            request.space_id, request.journey_id, request.limit
+        )
+        return preview_to_proto(preview)
