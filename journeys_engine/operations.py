@@ -339,9 +339,11 @@ class Operations:
         )
         return Page(items, page.next_page_token)
 
-    async def watch(self, space_id: str, operation_id: str) -> AsyncGenerator[Operation]:
-        """The operation now, then each time it moves (at most five times a second),
-        ending with the state that shows it ended."""
+    async def watch(
+        self, space_id: str, operation_id: str, *, interval: float = _WATCH_INTERVAL_S
+    ) -> AsyncGenerator[Operation]:
+        """The operation now, then each time it moves (at most once per ``interval``
+        seconds), ending with the state that shows it ended."""
         operation = await self.get(space_id, operation_id)  # (NotFoundError first)
         seen: Operation | None = None
         while True:
@@ -359,11 +361,12 @@ class Operations:
             yield operation
             if operation.state.ended:
                 return
-            await asyncio.sleep(_WATCH_INTERVAL_S)
+            if interval > 0:
+                await asyncio.sleep(interval)
 
     async def wait(self, space_id: str, operation_id: str) -> Operation:
         """Returns once the operation ended, as it ended."""
-        async for operation in self.watch(space_id, operation_id):
+        async for operation in self.watch(space_id, operation_id, interval=0):
             last = operation
         return last
 

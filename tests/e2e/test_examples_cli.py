@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -76,13 +76,33 @@ def _slug(text: str, empty: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or empty
 
 
-def publish(server: ServerProcess, journey: str, path: Path | None = None) -> Published:
-    """At START: applies the example (or ``path``), publishes it and reads its keys back."""
+def publish(
+    server: ServerProcess,
+    journey: str,
+    path: Path | None = None,
+    *,
+    history: Callable[[], None] | None = None,
+    historical: str = "",
+) -> Published:
+    """At START: applies the example (or ``path``), sends ``history``, publishes it (a
+    historical entry printing ``historical``) and reads its keys back."""
     at(server, 0)
     assert f"journey/{journey} created\n" in cli(
         server, "apply", "-f", str(path or EXAMPLES / f"{journey}.yaml")
     )
-    assert cli(server, "publish", journey) == f"journey/{journey} published\n"
+    if history is not None:
+        history()
+    lines = cli(server, "publish", journey).splitlines()
+    assert lines[0] == f"journey/{journey} published"
+    if historical:
+        assert re.fullmatch(
+            r"historical entry op_[a-z0-9]{12} succeeded: "
+            + re.escape(historical)
+            + r"( \(\d+ profiles/s\))?",
+            lines[1],
+        ), lines
+    else:
+        assert lines[1:] == []
     document = json.loads(cli(server, "get", "journey", journey, "-o", "json"))
     assert document["status"] == "published"
     sends = [s for s in document["steps"] if s["type"] == "send_to_destinations"]
@@ -322,23 +342,29 @@ def test_cart_abandonment(keeping: ServerProcess) -> None:
     })  # fmt: skip
 
 
-def test_low_recency_winback(manual: ServerProcess, tmp_path: Path) -> None:
-    # Historical entry comes with event history; here the entry sees events since publish.
-    stored = (EXAMPLES / "winback.yaml").read_text()
-    assert stored.count("use_historical_data: true") == 1
-    copy = tmp_path / "winback.yaml"
-    copy.write_text(stored.replace("use_historical_data: true", "use_historical_data: false"))
-    published = publish(manual, "winback", copy)
-    # u1 ordered for 150 before publish: the computed trait sees it, the entry does not.
-    order = ("track", "Order Completed", "-u", "u1", "-p", "revenue=150")
-    send_one(manual, *order, "--timestamp", iso(START - DAY))
-    send(
+def test_low_recency_winback(manual: ServerProcess) -> None:
+    def history() -> None:
+        # Before the publish: u1 ordered for 150 two hundred days ago (out of the 180-day
+        # window, in its lifetime value), u2 sent something else, u3 ordered ten days ago.
+        order = ("track", "Order Completed", "-p")
+        send_one(manual, *order, "revenue=150", "-u", "u1", "--timestamp", iso(START - 200 * DAY))
+        send_one(manual, *order, "revenue=10", "-u", "u3", "--timestamp", iso(START - 10 * DAY))
+        send(manual, track("u2", "Noise"))
+        preview = cli(manual, "preview", "winback").splitlines()
+        assert preview[0] == f"2 of 3 profiles match the entry of winback now ({iso(START)})"
+        assert preview[1:] == ["  u1", "  u2"]
+
+    published = publish(
         manual,
-        track("u2", "Noise"),
-        track("u3", "Order Completed", revenue=10),  # recent: never enters
+        "winback",
+        history=history,
+        historical="3 profiles looked at, 2 entered, 2 history events read",
     )
+    at(manual, 30)
+    send(manual, track("u4", "Noise"))  # new since the publish: enters now
     assert (
-        cli(manual, "clock", "advance", "1d2h") == f"{iso(START + (DAY_MINUTES + 120) * MINUTE)}\n"
+        cli(manual, "clock", "advance", "1d1h30m")
+        == f"{iso(START + (DAY_MINUTES + 120) * MINUTE)}\n"
     )
     campaign = '{"campaign": {"source": "facebook"}}'
     send_one(manual, "page", "Sale", "-u", "u1", "--context", campaign)
@@ -350,19 +376,23 @@ def test_low_recency_winback(manual: ServerProcess, tmp_path: Path) -> None:
             ("email", "u1", "winback-high-value", "entered", 0),
             ("advertising", "u1", "winback-high-value", "entered", 0),
             ("email", "u2", "winback-email", "entered", 0),
+            ("email", "u4", "winback-email", "entered", 30),
             ("email", "u1", "discount", "entered", DAY_MINUTES + 120),
         ],
     )
+    timeline = json.loads(cli(manual, "profile", "u1", "--timeline", "-o", "json"))
+    assert (timeline[0]["kind"], timeline[0]["cause"]) == ("entered", {"kind": "history"})
+    assert timeline[0]["time"] == iso(START)
 
     # ---- statistics (SPEC §8) -------------------------------------------------------
-    assert counts(manual, "winback") == ((2, 2, 2, 0), {
-        "low-recency": (2, 0, 2, 2),
-        "high-value": (2, 0, 2, 2, [1, 1]),
+    assert counts(manual, "winback") == ((3, 3, 3, 0), {
+        "low-recency": (3, 0, 3, 3),
+        "high-value": (3, 0, 3, 3, [1, 2]),
         "winback-high-value": (1, 0, 1, 1),
         "wait-1d": (1, 0, 1, 1),
         "clicked-campaign": (1, 0, 1, 1),
         "discount": (1, 0, 1, 1),
-        "winback-email": (1, 0, 1, 1),
+        "winback-email": (2, 0, 2, 2),
     })  # fmt: skip
 
 

@@ -419,10 +419,7 @@ async def observe(client: JourneysClient, users: list[str]) -> Observed:
 
 
 def _example(journey_id: str) -> str:
-    text = (Path(EXAMPLES) / f"{journey_id}.yaml").read_text()
-    # The server does not publish a historical entry yet (as test_examples_cli.py does);
-    # with nothing before the publish, winback's entry behaves the same without it.
-    return text.replace("use_historical_data: true", "use_historical_data: false")
+    return (Path(EXAMPLES) / f"{journey_id}.yaml").read_text()
 
 
 async def _template(tmp_path: Path) -> Path:

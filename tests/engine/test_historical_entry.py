@@ -36,7 +36,7 @@ def _entry(text: str, *, historical: bool = True, then: str = "send") -> EntrySt
     return EntryStep("entry", "Entry", cond(text), historical, then)
 
 
-SEND = SendToDestinationsStep("send", "Send", ("email",), None)
+SEND = SendToDestinationsStep("send", "Send", ("email",))
 
 
 async def _publish(h: Harness, *, journey_id: str = "j") -> Operation:
@@ -260,7 +260,7 @@ actions = st.lists(
 
 async def _run_with_traffic(
     condition: BoolNode, users: list[History], script: list[Action], *, interleave: bool
-) -> tuple[list[Any], Any]:
+) -> tuple[dict[str, list[Any]], Any]:
     """Publishes with history, then plays the script of live messages (one minute
     apart); the walk goes a profile at a time, either where the script says or all
     of it first."""

@@ -10,7 +10,6 @@ import pytest
 from journeys_engine import (
     Engine,
     EngineSettings,
-    FailedPreconditionError,
     InvalidArgumentError,
     LifecycleError,
     LimitExceededError,
@@ -156,19 +155,6 @@ async def test_the_publish_limit_is_per_space(engine: Engine) -> None:
         for i in range(5):
             await engine.journeys.create(space, journey(journey_id=f"j{i}"))
             await engine.journeys.move(space, f"j{i}", Move.PUBLISH)
-
-
-async def test_historical_entry_cannot_be_published_yet(engine: Engine) -> None:
-    await add_destination(engine)
-    j = journey(journey_id="hist")
-    entry = with_(j.steps[0], use_historical_data=True)
-    await engine.journeys.create("default", with_(j, steps=(entry, *j.steps[1:])))
-    with pytest.raises(
-        FailedPreconditionError, match="historical entry is not available yet"
-    ) as caught:
-        await engine.journeys.move("default", "hist", Move.PUBLISH)
-    assert caught.value.violations[0].subject == "journey.steps[0].entry.use_historical_data"
-    assert (await engine.journeys.get("default", "hist")).status is D
 
 
 async def test_a_draft_can_change_in_every_way(engine: Engine) -> None:

@@ -211,7 +211,9 @@ def _count(path: Path, sql: str) -> int:
 async def test_compaction_keeps_only_what_is_still_needed(tmp_path: Path) -> None:
     clock = FakeClock(T0)
     path = tmp_path / "j.db"
-    async with _engine(path, clock, timeline_retention_ms=30 * DAY) as engine:
+    async with _engine(
+        path, clock, timeline_retention_ms=30 * DAY, history_retention_ms=20 * DAY
+    ) as engine:
         await _publish(engine, HOUR)
         await _track(engine, [f"u{i}" for i in range(10)])
         await engine.advance_to(T0 + 2 * HOUR)
@@ -225,7 +227,7 @@ async def test_compaction_keeps_only_what_is_still_needed(tmp_path: Path) -> Non
         records = await store.read("default", "email", 0, 100)
         assert [r.sequence for r in records] == [5, 6, 7, 8, 9, 10]
         assert await store.read("default", "list", 0, 100) == []
-        assert _count(path, "SELECT count(*) FROM ingest_log") == 0  # all applied
+        assert _count(path, "SELECT count(*) FROM ingest_log") == 10  # the event history
         assert _count(path, "SELECT count(*) FROM dedup") == 10  # within the dedup window
         assert _count(path, "SELECT count(*) FROM timeline") > 0
         await engine.advance_to(T0 + 8 * DAY)
@@ -233,6 +235,9 @@ async def test_compaction_keeps_only_what_is_still_needed(tmp_path: Path) -> Non
         assert _count(path, "SELECT count(*) FROM outbox") == 0  # past the retention
         assert await store.dropped("default", "email") == 6  # counted, never silent
         assert _count(path, "SELECT count(*) FROM timeline") > 0
+        assert _count(path, "SELECT count(*) FROM ingest_log") == 10
+        await engine.advance_to(T0 + 21 * DAY)
+        assert _count(path, "SELECT count(*) FROM ingest_log") == 0  # past its retention
         await engine.advance_to(T0 + 31 * DAY)
         assert _count(path, "SELECT count(*) FROM timeline") == 0  # past its retention
 

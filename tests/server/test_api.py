@@ -186,9 +186,9 @@ SPACE_SCOPED = _space_scoped_methods()
 
 
 def test_the_space_scoped_rpcs_were_found() -> None:
-    # JourneyService 10, DefinitionService 16, GetSpace 1, IngestService 2,
-    # SubscriptionService 3, ReportingService 4
-    assert len(SPACE_SCOPED) == 36
+    # JourneyService 11, DefinitionService 16, GetSpace 1, IngestService 2,
+    # SubscriptionService 3, ReportingService 4, OperationService 3, SimulationService 1
+    assert len(SPACE_SCOPED) == 41
 
 
 async def _call_once(channel: grpc.aio.Channel, path: str, method: MethodDescriptor) -> None:

@@ -85,7 +85,7 @@ class Operation(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """`op_` and 16 characters of [a-z0-9]."""
+    """`op_` and 12 characters of [a-z0-9]."""
     space_id: _builtins.str
     kind: Global___OperationKind.ValueType
     journey_id: _builtins.str

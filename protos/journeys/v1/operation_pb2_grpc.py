@@ -78,7 +78,7 @@ class OperationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListOperations(self, request, context):
-        """A space's operations, newest first, paged.
+        """A space's operations, in the order they began, paged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

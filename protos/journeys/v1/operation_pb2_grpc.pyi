@@ -44,7 +44,7 @@ class OperationServiceStub:
     five times a second), ending with the message that shows it ended.
     """
     ListOperations: _grpc.UnaryUnaryMultiCallable[_operation_pb2.ListOperationsRequest, _operation_pb2.ListOperationsResponse]
-    """A space's operations, newest first, paged."""
+    """A space's operations, in the order they began, paged."""
 
 @_typing.type_check_only
 class OperationServiceAsyncStub(OperationServiceStub):
@@ -62,7 +62,7 @@ class OperationServiceAsyncStub(OperationServiceStub):
     five times a second), ending with the message that shows it ended.
     """
     ListOperations: _aio.UnaryUnaryMultiCallable[_operation_pb2.ListOperationsRequest, _operation_pb2.ListOperationsResponse]  # type: ignore[assignment]
-    """A space's operations, newest first, paged."""
+    """A space's operations, in the order they began, paged."""
 
 class OperationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Long-running work another call started: today, the historical entry that
@@ -95,6 +95,6 @@ class OperationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operation_pb2.ListOperationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operation_pb2.ListOperationsResponse, _abc.Awaitable[_operation_pb2.ListOperationsResponse]]:
-        """A space's operations, newest first, paged."""
+        """A space's operations, in the order they began, paged."""
 
 def add_OperationServiceServicer_to_server(servicer: OperationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 from journeys_engine import Move
-from journeys_engine.model import EntryStep
 from journeys_engine.runtime import Change, message_id
 from tests.helpers.examples import load_example
 from tests.helpers.harness import Harness, harness
@@ -104,23 +102,19 @@ async def test_cart_abandonment() -> None:
 async def test_low_recency_winback() -> None:
     async with harness(destinations=False) as h:
         await load_example(h.engine, "winback")
-        stored = await h.engine.journeys.get("default", "winback")
-        entry = stored.entry
-        # Historical entry comes with event history; here the entry sees events since publish.
-        without_history = dataclasses.replace(
-            stored,
-            steps=tuple(
-                dataclasses.replace(s, use_historical_data=False) if isinstance(s, EntryStep) else s
-                for s in stored.steps
-            ),
-        )
-        assert entry.use_historical_data
-        await h.engine.journeys.update("default", without_history)
-        keys = {s.id: s.key for s in (await h.move("winback", Move.PUBLISH)).send_steps()}
-        # u1 ordered for 150 before publish: the computed trait sees it, the entry does not.
-        await h.track("u1", "Order Completed", at_minutes=-24 * 60, properties={"revenue": 150})
+        # Before the publish: u1 ordered for 150 two hundred days ago (out of the 180-day
+        # window, in its lifetime value), u2 sent something else, u3 ordered ten days ago.
+        old, recent = -200 * 24 * 60, -10 * 24 * 60
+        await h.track("u1", "Order Completed", at_minutes=old, properties={"revenue": 150})
         await h.track("u2", "Noise")
-        await h.track("u3", "Order Completed", properties={"revenue": 10})  # recent: never enters
+        await h.track("u3", "Order Completed", at_minutes=recent, properties={"revenue": 10})
+        journey, operation = await h.engine.publish_journey("default", "winback")
+        assert journey.entry.use_historical_data and operation is not None
+        keys = {s.id: s.key for s in journey.send_steps()}
+        done = await h.engine.operations.wait("default", operation.id)
+        assert (done.profiles_scanned, done.profiles_entered) == (3, 2)
+        await h.at(30)
+        await h.track("u4", "Noise")  # new since the publish: no order in 180 days
         await h.at(24 * 60 + 120)
         await h.send(
             {
@@ -135,11 +129,12 @@ async def test_low_recency_winback() -> None:
             ("email", "u1", "winback-high-value", "entered", 0),
             ("advertising", "u1", "winback-high-value", "entered", 0),
             ("email", "u2", "winback-email", "entered", 0),
+            ("email", "u4", "winback-email", "entered", 30),
             ("email", "u1", "discount", "entered", 24 * 60 + 120),
         ]
         _check_payloads(h, "winback", keys)
         stats = h.stats("winback")
-        assert (stats.entered_users, stats.in_progress) == (2, 2)
+        assert (stats.entered_users, stats.in_progress) == (3, 3)
         assert stats.steps["clicked-campaign"].joined_runs == 1
 
 
