@@ -7,12 +7,13 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from journeys_engine.catalog import CatalogContext, Definitions, Journeys, Page, Spaces
 from journeys_engine.catalog.changes import CatalogChange, DefinitionsChanged
+from journeys_engine.catalog.paging import all_items
 from journeys_engine.clock import MAX_INSTANT_MS, Clock, ManualClock, SystemClock, format_ms
 from journeys_engine.errors import (
     FailedPreconditionError,
@@ -564,14 +565,14 @@ class Engine:
     # The runtime follows the catalog
 
     async def _load_runtime(self) -> None:
-        spaces = await _all(lambda token: self.spaces.list(page_token=token))
+        spaces = await all_items(lambda token: self.spaces.list(page_token=token))
         for space in spaces:
             await self._load_definitions(space.id)
 
             def fetch(token: str, space_id: str = space.id) -> Awaitable[Page[Journey]]:
                 return self.journeys.list(space_id, page_token=token)
 
-            journeys = await _all(fetch)
+            journeys = await all_items(fetch)
             now = self.clock.now_ms()
             for journey in journeys:  # in creation order
                 self.runtime.note_created(space.id, journey.id)
@@ -587,7 +588,7 @@ class Engine:
             def fetch(token: str, kind: DefinitionKind = kind) -> Awaitable[Page[Definition]]:
                 return self.definitions.list(space_id, kind, page_token=token)
 
-            found[kind] = await _all(fetch)
+            found[kind] = await all_items(fetch)
         return self.runtime.set_definitions(
             space_id,
             [d for d in found[DefinitionKind.AUDIENCE] if isinstance(d, Audience)],
@@ -725,18 +726,6 @@ class IngestResult:
     def accepted(self) -> int:
         """Messages committed to the log."""
         return sum(p is not None for p in self.positions)
-
-
-async def _all(fetch: Callable[[str], Awaitable[Page[T]]]) -> list[T]:
-    """Every item of a paged list."""
-    items: list[T] = []
-    token = ""
-    while True:
-        page = await fetch(token)
-        items.extend(page.items)
-        token = page.next_page_token
-        if not token:
-            return items
 
 
 async def _load_clock(db: Database, *, manual: bool) -> Clock:

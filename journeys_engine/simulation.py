@@ -28,11 +28,12 @@ journey are read.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from journeys_engine.catalog import DEFAULT_SPACE, MAX_PAGE_SIZE, Page
+from journeys_engine.catalog import DEFAULT_SPACE, MAX_PAGE_SIZE
+from journeys_engine.catalog.paging import all_items
 from journeys_engine.clock import MAX_INSTANT_MS, ManualClock, format_ms, parse_iso_ms
 from journeys_engine.engine import Engine
 from journeys_engine.errors import (
@@ -54,10 +55,7 @@ from journeys_engine.model.definitions import (
 from journeys_engine.model.journey import (
     Journey,
     JourneyStatus,
-    MultiBranchSplitStep,
-    SendToDestinationsStep,
-    Step,
-    TrueFalseSplitStep,
+    relabel_steps,
 )
 from journeys_engine.model.keys import KEY_PATTERN, SUFFIX_LENGTH, make_key
 from journeys_engine.model.references import condition_references
@@ -421,24 +419,13 @@ def _refused(first: int, errors: Mapping[int, tuple[FieldViolation, ...]]) -> In
 # Copying the space
 
 
-async def _every(fetch: Callable[[str], Awaitable[Page[T]]]) -> list[T]:
-    items: list[T] = []
-    token = ""
-    while True:
-        page = await fetch(token)
-        items.extend(page.items)
-        token = page.next_page_token
-        if not token:
-            return items
-
-
 async def _copy_space(live: Engine, sim: Engine, space: Space) -> None:
     """Creates the space and its definitions in the simulator, each as it is live."""
     if space.id != DEFAULT_SPACE:  # (the simulator has its own default space)
         await sim.spaces.create(space.id, space.display_name)
 
     async def every(kind: DefinitionKind) -> list[Definition]:
-        return await _every(
+        return await all_items(
             lambda token: live.definitions.list(
                 space.id, kind, page_size=MAX_PAGE_SIZE, page_token=token
             )
@@ -514,7 +501,7 @@ async def _create_stored(sim: Engine, space_id: str, stored: Journey) -> Journey
         interim = dataclasses.replace(
             draft,
             name=journey_slug,
-            steps=_relabelled(steps, {step_id: placeholders[step_id] for step_id in later}),
+            steps=relabel_steps(steps, {step_id: placeholders[step_id] for step_id in later}),
         )
         if phase == 0:
             await sim.journeys.create(space_id, interim)
@@ -532,33 +519,3 @@ def _key_names(key: str) -> tuple[str, str] | None:
     if not sep or not journey_slug or not step_slug:
         return None
     return journey_slug, step_slug
-
-
-def _relabelled(steps: tuple[Step, ...], ids: Mapping[str, str]) -> tuple[Step, ...]:
-    """The same tree with the steps in ``ids`` renamed (and keyless: a key is
-    generated for a placeholder, and goes with it)."""
-
-    def ref(old: str | None) -> str | None:
-        return None if old is None else ids.get(old, old)
-
-    relabelled: list[Step] = []
-    for step in steps:
-        new: Step
-        match step:
-            case TrueFalseSplitStep():
-                new = dataclasses.replace(
-                    step, true_step_id=ref(step.true_step_id), false_step_id=ref(step.false_step_id)
-                )
-            case MultiBranchSplitStep():
-                branches = tuple(
-                    dataclasses.replace(b, next_step_id=ref(b.next_step_id)) for b in step.branches
-                )
-                new = dataclasses.replace(step, branches=branches)
-            case SendToDestinationsStep():
-                new = dataclasses.replace(step, next_step_id=ref(step.next_step_id))
-                if step.id in ids:
-                    new = dataclasses.replace(new, id=ids[step.id], key="")
-            case _:
-                new = dataclasses.replace(step, next_step_id=ref(step.next_step_id))
-        relabelled.append(new)
-    return tuple(relabelled)

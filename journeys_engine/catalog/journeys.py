@@ -35,6 +35,7 @@ from journeys_engine.model.journey import (
     Step,
     TrueFalseSplitStep,
     WaitConditionStep,
+    relabel_steps,
 )
 from journeys_engine.model.keys import make_key
 from journeys_engine.model.lifecycle import Move, check_editable, target_status
@@ -234,7 +235,7 @@ class Journeys:
                 id=chosen,
                 name=name,
                 status=JourneyStatus.DRAFT,
-                steps=_renumbered(source.steps),
+                steps=relabel_steps(source.steps, {s.id: new_id("st") for s in source.steps}),
                 create_time_ms=now,
                 update_time_ms=now,
                 publish_time_ms=None,
@@ -377,34 +378,6 @@ def _conditions(journey: Journey) -> list[Condition]:
             case MultiBranchSplitStep():
                 found.extend(b.condition for b in step.branches)
     return found
-
-
-def _renumbered(steps: tuple[Step, ...]) -> tuple[Step, ...]:
-    """The same tree with fresh step ids and no keys (so new ones are generated)."""
-    ids = {step.id: new_id("st") for step in steps}
-
-    def ref(old: str | None) -> str | None:
-        return None if old is None else ids.get(old, old)
-
-    copied: list[Step] = []
-    for step in steps:
-        new: Step
-        match step:
-            case TrueFalseSplitStep():
-                new = dataclasses.replace(
-                    step, true_step_id=ref(step.true_step_id), false_step_id=ref(step.false_step_id)
-                )
-            case MultiBranchSplitStep():
-                branches = tuple(
-                    dataclasses.replace(b, next_step_id=ref(b.next_step_id)) for b in step.branches
-                )
-                new = dataclasses.replace(step, branches=branches)
-            case SendToDestinationsStep():
-                new = dataclasses.replace(step, key="", next_step_id=ref(step.next_step_id))
-            case _:
-                new = dataclasses.replace(step, next_step_id=ref(step.next_step_id))
-        copied.append(dataclasses.replace(new, id=ids[step.id]))
-    return tuple(copied)
 
 
 def _as_preconditions(err: InvalidArgumentError) -> list[PreconditionViolation]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from journeys_engine.errors import InvalidArgumentError
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Page", "PageRequest"]
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Page", "PageRequest", "all_items"]
 
 T = TypeVar("T")
 
@@ -66,3 +66,15 @@ class PageRequest:
         if len(rows) > self.size and items:
             token = base64.urlsafe_b64encode(f"{_PREFIX}{items[-1][0]}".encode()).decode()
         return Page(tuple(item for _, item in items), token)
+
+
+async def all_items(fetch: Callable[[str], Awaitable[Page[T]]]) -> list[T]:
+    """Every item of a paged list, ``fetch`` taking a page token."""
+    items: list[T] = []
+    token = ""
+    while True:
+        page = await fetch(token)
+        items.extend(page.items)
+        token = page.next_page_token
+        if not token:
+            return items

@@ -7,12 +7,14 @@ can name fields by the paths users see.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
 
 __all__ = [
+    "relabel_steps",
     "Branch",
     "Condition",
     "EntryStep",
@@ -199,3 +201,33 @@ class Journey:
     def send_steps(self) -> tuple[SendToDestinationsStep, ...]:
         """The send steps, in declared order."""
         return tuple(s for s in self.steps if isinstance(s, SendToDestinationsStep))
+
+
+def relabel_steps(steps: tuple[Step, ...], ids: Mapping[str, str]) -> tuple[Step, ...]:
+    """The same tree with the steps in ``ids`` given their new ids, references
+    followed; a send step relabelled loses its key (a new one is generated)."""
+
+    def ref(old: str | None) -> str | None:
+        return None if old is None else ids.get(old, old)
+
+    relabelled: list[Step] = []
+    for step in steps:
+        new: Step
+        match step:
+            case TrueFalseSplitStep():
+                new = dataclasses.replace(
+                    step, true_step_id=ref(step.true_step_id), false_step_id=ref(step.false_step_id)
+                )
+            case MultiBranchSplitStep():
+                branches = tuple(
+                    dataclasses.replace(b, next_step_id=ref(b.next_step_id)) for b in step.branches
+                )
+                new = dataclasses.replace(step, branches=branches)
+            case SendToDestinationsStep() if step.id in ids:
+                new = dataclasses.replace(step, key="", next_step_id=ref(step.next_step_id))
+            case _:
+                new = dataclasses.replace(step, next_step_id=ref(step.next_step_id))
+        if step.id in ids:
+            new = dataclasses.replace(new, id=ids[step.id])
+        relabelled.append(new)
+    return tuple(relabelled)
