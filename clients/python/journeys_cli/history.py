@@ -25,6 +25,7 @@ _STATES = {
     operation_pb2.OPERATION_STATE_FAILED: "failed",
 }
 _BAR = 24
+_PREVIEW_TIMEOUT = 600.0  # seconds: a preview reads every stored profile's history
 
 
 def _ended(op: operation_pb2.Operation) -> bool:
@@ -186,6 +187,7 @@ async def preview(client: JourneysClient, journey_id: str, limit: int, fmt: str)
       journeys preview winback
       journeys preview winback --limit 100 -o json
     """
+    client.timeout = max(client.timeout, _PREVIEW_TIMEOUT)
     found = await client.preview_entry(journey_id, limit=limit)
     if fmt != "table":
         emit(fmt, {**_doc(found), "profile_keys": list(found.profile_keys)})
