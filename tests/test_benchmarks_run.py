@@ -93,3 +93,24 @@ def test_the_durability_benchmark_runs(tmp_path: Path) -> None:
     assert "ratio engine / heapq" in out
     assert "; 0 missing" in out
     assert not scratch.exists()  # the scratch databases are gone
+
+
+def test_the_history_benchmark_runs_and_its_brute_force_check_passes(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    sizes = ["--profiles", "300", "--events", "2000", "--batches", "20", "--runs", "1"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "history.py"), *sizes, "--verify", "--finish",
+         "--workdir", str(scratch)],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout
+    assert " cores | Python " in out
+    assert "verify: every row identical to the engine's own ingest" in out
+    assert "sampled messages identical to the engine's" in out
+    assert "profiles/s (wall):" in out
+    assert "brute-force check: passed" in out
+    assert "brute-force check under load: passed" in out
+    assert "batch latency (ingest returns): p50" in out
+    assert "ratio while backfilling / nothing published: throughput" in out
+    assert not scratch.exists()  # the scratch databases are gone
