@@ -15,6 +15,7 @@ from journeys_engine.catalog import CatalogContext, Definitions, Journeys, Page,
 from journeys_engine.catalog.changes import CatalogChange, DefinitionsChanged
 from journeys_engine.catalog.paging import all_items
 from journeys_engine.clock import MAX_INSTANT_MS, Clock, ManualClock, SystemClock, format_ms
+from journeys_engine.conditions.state import LeafSpec
 from journeys_engine.errors import (
     FailedPreconditionError,
     FieldViolation,
@@ -579,9 +580,10 @@ class Engine:
                 if journey.status is not JourneyStatus.DRAFT:
                     self.runtime.put_journey(journey, now)
 
-    async def _load_definitions(self, space_id: str) -> bool:
-        """Gives the runtime the space's definitions; returns whether profiles must
-        be looked at again (:meth:`_recheck_all`)."""
+    async def _load_definitions(self, space_id: str) -> list[LeafSpec] | None:
+        """Gives the runtime the space's definitions; returns None when profiles need
+        not be looked at again, else the new leaves to build from their history
+        (:meth:`_recheck_all`)."""
         found: dict[DefinitionKind, list[Definition]] = {}
         for kind in DefinitionKind:
 
@@ -596,14 +598,16 @@ class Engine:
             [d for d in found[DefinitionKind.DESTINATION] if isinstance(d, Destination)],
         )
 
-    async def _recheck_all(self, space_id: str, now: int) -> None:
-        """Looks at every profile of the space in a journey again at ``now`` (its
-        audiences or computed traits changed): the resident ones, then the stored
-        ones a unit at a time, each dropped from memory again once committed."""
+    async def _recheck_all(self, space_id: str, now: int, fresh: list[LeafSpec]) -> None:
+        """Its audiences or computed traits changed: builds the ``fresh`` leaves of
+        every profile of the space from its history, and looks at every profile
+        in a journey again at ``now``: the resident ones, then the stored ones a
+        unit at a time, each dropped from memory again once committed."""
         space = self.runtime.space(space_id)
         resident = set(space.actors)
         if space.backfills:
             await self._activate(space_id, resident)
+        await self._from_history(space_id, resident, fresh, now)
         space.recheck(list(resident), now)
         await self._commit()
         after = ""
@@ -611,9 +615,26 @@ class Engine:
             after = ids[-1]
             stored = [actor_id for actor_id in ids if actor_id not in resident]
             await self._activate(space_id, stored)
+            await self._from_history(space_id, stored, fresh, now)
             space.recheck(stored, now)
             await self._commit()
             self._evict(space_id, stored)
+
+    async def _from_history(
+        self, space_id: str, actor_ids: Collection[str], fresh: list[LeafSpec], now: int
+    ) -> None:
+        """Builds new audience and computed-trait leaves of resident profiles from
+        their retained history (SPEC §2: they see all of it)."""
+        space = self.runtime.space(space_id)
+        actors = [space.actors[i] for i in actor_ids if i in space.actors]
+        if not fresh or not actors:
+            return
+        names = {spec.aggregate.event for spec in fresh}
+        upto = {actor.id: actor.position for actor in actors}
+        events, _ = await self.history.events(space_id, upto, names)
+        for actor in actors:
+            if actor.conditions.rebuild(fresh, events.get(actor.id, ()), now):
+                space.changed(actor)
 
     async def _on_catalog_change(self, change: CatalogChange) -> None:
         # The change is committed: the runtime must learn it even if the caller
@@ -631,8 +652,9 @@ class Engine:
         await self._fire_due(now)
         space_id = change.space_id
         if isinstance(change, DefinitionsChanged):
-            if await self._load_definitions(space_id):
-                await self._recheck_all(space_id, now)
+            fresh = await self._load_definitions(space_id)
+            if fresh is not None:
+                await self._recheck_all(space_id, now, fresh)
         else:
             before, after = change.before, change.after
             if before is None and after is not None:

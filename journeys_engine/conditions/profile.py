@@ -88,6 +88,10 @@ class LeafIndex:
         """The spec with this key, if it is in use."""
         return self._by_key.get(key)
 
+    def specs(self) -> list[LeafSpec]:
+        """Every spec in use."""
+        return list(self._by_key.values())
+
 
 class ProfileConditions:
     """One profile's traits and leaf states.

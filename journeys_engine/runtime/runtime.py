@@ -24,6 +24,7 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
+from journeys_engine.conditions.state import LeafSpec
 from journeys_engine.model.definitions import Audience, ComputedTrait, Destination
 from journeys_engine.model.journey import Journey
 from journeys_engine.runtime.actor import Actor
@@ -252,7 +253,6 @@ class Runtime:
         audiences: Iterable[Audience],
         computed_traits: Iterable[ComputedTrait],
         destinations: Iterable[Destination],
-    ) -> bool:
-        """A space's definitions changed; returns whether every profile in a journey
-        must be looked at again (:meth:`SpaceRuntime.recheck`)."""
+    ) -> list[LeafSpec] | None:
+        """A space's definitions changed; see :meth:`SpaceRuntime.set_definitions`."""
         return self.space(space_id).set_definitions(audiences, computed_traits, destinations)

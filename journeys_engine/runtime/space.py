@@ -23,6 +23,7 @@ from journeys_engine.conditions.ast import BoolNode, EventAggregate
 from journeys_engine.conditions.evaluator import leaf_specs
 from journeys_engine.conditions.parser import parse_condition, parse_expression
 from journeys_engine.conditions.profile import EventRecord, SpaceConditions, earliest
+from journeys_engine.conditions.state import LeafSpec
 from journeys_engine.messages import MessageType
 from journeys_engine.model.definitions import Audience, ComputedTrait, Destination
 from journeys_engine.model.journey import Journey, JourneyStatus, SendToDestinationsStep
@@ -88,11 +89,13 @@ class SpaceRuntime:
         audiences: Iterable[Audience],
         computed_traits: Iterable[ComputedTrait],
         destinations: Iterable[Destination],
-    ) -> bool:
+    ) -> list[LeafSpec] | None:
         """Replaces the audiences, computed traits and destinations.
 
-        Returns whether an audience or computed trait changed: then every profile
-        in a journey must be looked at again (:meth:`recheck`).
+        Returns None when no audience or computed trait changed. Otherwise every
+        profile in a journey must be looked at again (:meth:`recheck`), and the
+        event leaves not in use before, returned, must be built from each
+        profile's history first (audiences and computed traits see all of it).
         """
         texts = (
             tuple((a.id, a.condition.text) for a in audiences),
@@ -100,7 +103,7 @@ class SpaceRuntime:
         )
         self.destinations = {d.id: d for d in destinations}
         if texts == self._definition_texts:
-            return False
+            return None
         self._definition_texts = texts
         trees: dict[str, BoolNode] = {
             audience_id: parse_condition(text, max_leaves=_UNLIMITED)
@@ -109,11 +112,12 @@ class SpaceRuntime:
         scalars: dict[str, EventAggregate] = {
             trait_id: parse_expression(text) for trait_id, text in texts[1]
         }
+        before = {spec.key for spec in self.conditions.index.specs()}
         self.conditions = SpaceConditions(trees, scalars)
         for live in self.journeys.values():
             if live.status is not JourneyStatus.ARCHIVED:
                 live.register(self.conditions.index)
-        return True
+        return [spec for spec in self.conditions.index.specs() if spec.key not in before]
 
     def recheck(self, actor_ids: Iterable[str], now: int) -> None:
         """Looks at resident profiles in a journey again at ``now``, after the
@@ -126,6 +130,11 @@ class SpaceRuntime:
                 self.cause = DEFINITIONS
                 self._step(actor, now, event=None, all_journeys=True)
                 self.cut()
+
+    def changed(self, actor: Actor) -> None:
+        """The profile's state changed outside a step: it goes with the next unit."""
+        self.unit().actors[(self.space_id, actor.id)] = actor
+        self.cut()
 
     def put_journey(self, journey: Journey, now: int) -> None:
         """Starts, updates or archives a live journey (published, paused or archived).

@@ -18,6 +18,9 @@ from journeys_engine.conditions.ast import BoolNode
 from journeys_engine.conditions.printer import print_condition
 from journeys_engine.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from journeys_engine.model import (
+    Audience,
+    ComputedTrait,
+    Condition,
     EntryStep,
     SendToDestinationsStep,
     WaitDurationStep,
@@ -431,3 +434,34 @@ async def test_history_older_than_the_retention_is_compacted_away(
         await h.journey(_entry("event('Order Completed').count() >= 1"), SEND, publish=False)
         preview = await engine.preview_entry("default", "j")
         assert preview.profile_keys == ("u2",)  # u1's order is past the retention
+
+
+# Definitions see the history too
+
+
+async def test_audiences_and_computed_traits_made_later_see_the_retained_history() -> None:
+    async with harness() as h:
+        await h.track("a", "Order Completed", properties={"revenue": 60})
+        await h.track("a", "Order Completed", properties={"revenue": 70})
+        await h.track("b", "Order Completed", properties={"revenue": 20})
+        await h.at(10)
+        defs = h.engine.definitions
+        clv = Condition("event('Order Completed').sum(property('revenue'))")
+        await defs.create("default", ComputedTrait("clv", "", "CLV", "", clv))
+        big = Condition("computed_trait('clv') > 100")
+        await defs.create("default", Audience("big", "", "Big spenders", "", big))
+        await h.journey(_entry("audience('big')", historical=False), SEND)
+        await h.at(20)
+        await h.track("a", "Noise")
+        await h.track("b", "Noise")
+        assert h.seen() == [("email", "a", "send", "entered", 20)]
+        a = await h.engine.reporting.profile("default", user_id="a")
+        b = await h.engine.reporting.profile("default", user_id="b")
+        assert (a.computed_traits, b.computed_traits) == ({"clv": 130}, {"clv": 20})
+        assert (list(a.audiences), list(b.audiences)) == (["big"], [])
+        # An update takes effect from then on, over the whole history again.
+        count = Condition("event('Order Completed').count()")
+        await defs.update("default", ComputedTrait("clv", "", "CLV", "", count))
+        await h.track("b", "Noise")
+        b = await h.engine.reporting.profile("default", user_id="b")
+        assert b.computed_traits == {"clv": 1}
