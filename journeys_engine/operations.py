@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from journeys_engine.catalog.paging import Page, PageRequest
 from journeys_engine.clock import Clock
-from journeys_engine.errors import NotFoundError
+from journeys_engine.errors import InvalidArgumentError, NotFoundError
 from journeys_engine.ids import new_id
 from journeys_engine.model.journey import Journey, JourneyStatus
 from journeys_engine.model.operation import Operation, OperationKind, OperationState
@@ -319,8 +319,11 @@ class Operations:
         """An operation as it stands.
 
         Raises:
+            InvalidArgumentError: no operation id.
             NotFoundError: no such operation in the space.
         """
+        if not operation_id:
+            raise InvalidArgumentError.single("operation_id", "is required")
         running = self._running.get(operation_id)
         if running is not None and running.operation.space_id == space_id:
             return running.current()

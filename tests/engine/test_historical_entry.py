@@ -167,6 +167,8 @@ async def test_operations_are_read_watched_and_listed() -> None:
             await h.engine.operations.get("default", "op_nope")
         with pytest.raises(NotFoundError):
             await h.engine.operations.get("other", operation.id)
+        with pytest.raises(InvalidArgumentError, match="operation_id: is required"):
+            await h.engine.operations.get("default", "")
 
 
 # Backfill against brute force, and against live traffic
@@ -331,8 +333,11 @@ async def test_a_walk_stopped_by_a_restart_goes_on_where_it_was(
         engine.operations.unit = 2
         engine.operations.pace = gate.acquire
         operation = await _publish(h)
-        while (await engine.operations.get("default", operation.id)).profiles_scanned < 6:
-            await asyncio.sleep(0.01)
+        # Three units done and their place stored: the walk waits for the fourth.
+        while (stored := await engine.history.operation("default", operation.id)) is None or (
+            stored.profiles_scanned < 6
+        ):
+            await asyncio.sleep(0)
     async with await Engine.open(db_path, clock=clock) as engine:
         done = await engine.operations.wait("default", operation.id)
         await engine.settle()

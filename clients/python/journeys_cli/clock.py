@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import click
 from journeys_client import JourneysClient
 from journeys_client.durations import parse_duration
 
 from journeys_cli.context import with_client
-from journeys_cli.output import EPOCH, emit, instant_text, output_option
+from journeys_cli.output import emit, instant_ms, instant_text, output_option
 
 __all__ = ["clock"]
 
@@ -18,15 +16,12 @@ _MAX_ADVANCE_MS = 10_000 * 366 * 86_400_000
 
 def _instant(text: str) -> int:
     try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return instant_ms(text)
     except ValueError:
         raise click.BadParameter(
             f"{text!r} is not an ISO 8601 instant such as 2026-01-05T09:00:00Z",
             param_hint="INSTANT",
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return (parsed - EPOCH) // timedelta(milliseconds=1)  # exact, unlike float seconds
 
 
 @click.group()

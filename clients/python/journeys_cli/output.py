@@ -33,6 +33,18 @@ def output_option(default: str = "table") -> Callable[[F], F]:
     )
 
 
+def instant_ms(text: str) -> int:
+    """An ISO 8601 instant (UTC when it has no offset) in epoch milliseconds, exactly.
+
+    Raises:
+        ValueError: not an ISO 8601 date or date-time.
+    """
+    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return (parsed - EPOCH) // timedelta(milliseconds=1)
+
+
 def instant_text(ms: int | Timestamp | None) -> str:
     """An instant as ISO 8601 with milliseconds and Z, as outputs carry them; ``""``
     for None or an unset timestamp."""

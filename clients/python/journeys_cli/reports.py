@@ -16,7 +16,7 @@ from journeys_cli.completion import complete_journey_ids
 from journeys_cli.context import with_client
 from journeys_cli.output import emit, instant_text, output_option, plural, table
 
-__all__ = ["profile", "stats", "users"]
+__all__ = ["profile", "stats", "stats_data", "tree_text", "users"]
 
 _COLUMNS = ("MEMBERS", "WAITING", "USERS", "RUNS")
 
@@ -91,7 +91,7 @@ def _tree_rows(
     return rows
 
 
-def _stats_data(doc: Mapping[str, Any], stats: reporting_pb2.JourneyStats) -> dict[str, Any]:
+def stats_data(doc: Mapping[str, Any], stats: reporting_pb2.JourneyStats) -> dict[str, Any]:
     steps = {s["id"]: s for s in doc["steps"]}
     return {
         "journey_id": stats.journey_id,
@@ -117,7 +117,7 @@ def _stats_data(doc: Mapping[str, Any], stats: reporting_pb2.JourneyStats) -> di
     }
 
 
-def _tree_text(doc: Mapping[str, Any], stats: reporting_pb2.JourneyStats) -> str:
+def tree_text(doc: Mapping[str, Any], stats: reporting_pb2.JourneyStats) -> str:
     rows = _tree_rows(doc, stats)
     width = max(len("STEP"), *(len(label) for label, _ in rows))
     widths = [max(len(h), 7) for h in _COLUMNS]
@@ -161,9 +161,9 @@ async def stats(client: JourneysClient, journey_id: str, fmt: str) -> None:
     counts = await client.get_journey_stats(journey_id)
     doc = to_doc(journey)
     if fmt == "table":
-        click.echo(_tree_text(doc, counts))
+        click.echo(tree_text(doc, counts))
     else:
-        emit(fmt, _stats_data(doc, counts))
+        emit(fmt, stats_data(doc, counts))
 
 
 # users

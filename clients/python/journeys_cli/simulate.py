@@ -8,7 +8,6 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -26,8 +25,8 @@ from journeys_client.files import to_doc
 
 from journeys_cli.completion import complete_journey_ids
 from journeys_cli.context import Target, fail, run
-from journeys_cli.output import instant_text, plural, table
-from journeys_cli.reports import _stats_data, _tree_text
+from journeys_cli.output import instant_ms, instant_text, plural, table
+from journeys_cli.reports import stats_data, tree_text
 
 __all__ = ["simulate"]
 
@@ -50,18 +49,6 @@ class _Script:
         return None
 
 
-def _instant_ms(text: str) -> int:
-    """An ISO 8601 instant (no offset: UTC) in epoch milliseconds.
-
-    Raises:
-        ValueError: not an ISO 8601 date or date-time.
-    """
-    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return round(moment.timestamp() * 1000)
-
-
 def _move(value: dict[str, Any]) -> simulation_pb2.SimulationStep:
     """A clock move line: ``{"advance": "2d"}`` or ``{"advance_to": "2026-01-01T00:00:00Z"}``.
 
@@ -82,7 +69,7 @@ def _move(value: dict[str, Any]) -> simulation_pb2.SimulationStep:
         by.FromMilliseconds(ms)
         return simulation_pb2.SimulationStep(advance=by)
     try:
-        instant = _instant_ms(given)
+        instant = instant_ms(given)
     except ValueError:
         raise ValueError(f"advance_to: {given!r} is not an ISO 8601 instant") from None
     step = simulation_pb2.SimulationStep()
@@ -156,7 +143,7 @@ def _print_text(response: simulation_pb2.SimulateJourneyResponse) -> None:
     doc = to_doc(response.journey)
     final = response.counts[-1].stats if response.counts else None
     if final is not None:
-        click.echo(_tree_text(doc, final))
+        click.echo(tree_text(doc, final))
         click.echo("")
     click.echo(
         f"simulated from {instant_text(response.journey.publish_time)} "
@@ -176,7 +163,7 @@ def _json_lines(response: simulation_pb2.SimulateJourneyResponse) -> Iterable[di
         yield {
             "kind": "counts",
             "time": instant_text(counts.time),
-            "stats": _stats_data(doc, counts.stats),
+            "stats": stats_data(doc, counts.stats),
         }
     for call, destination in zip(response.calls, response.destination_ids, strict=True):
         yield {
@@ -268,7 +255,7 @@ def simulate(
         raise click.UsageError("give the journey: -f FILE or --journey ID (one of them)")
     end_ms = None
     try:
-        start_ms = _instant_ms(start) if start is not None else None
+        start_ms = instant_ms(start) if start is not None else None
     except ValueError:
         raise click.BadParameter(
             f"{start!r} is not an ISO 8601 instant", param_hint="--start"
