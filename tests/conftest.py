@@ -49,7 +49,9 @@ def limits() -> Limits:
 @pytest.fixture
 async def server(db_path: Path, clock: FakeClock, limits: Limits) -> AsyncIterator[JourneysServer]:
     """A real gRPC server on a free port, in this process."""
-    settings = ServerSettings(db_path=str(db_path), host="127.0.0.1", port=0, limits=limits)
+    settings = ServerSettings(
+        db_path=str(db_path), host="127.0.0.1", port=0, limits=limits, insecure_no_auth=True
+    )
     async with await JourneysServer.start(settings, clock=clock) as running:
         yield running
 

@@ -254,4 +254,29 @@ _V5 = (
     "CREATE INDEX operations_by_journey ON operations (space_id, journey_id)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = (
+    # Access tokens: only a hash of each secret is kept; the secret is shown once.
+    # ``space_id`` is ``*`` for a token that covers every space.
+    """
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL UNIQUE,
+        space_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        doc TEXT NOT NULL
+    )
+    """,
+    # Identifiers whose messages are refused after their profile was deleted, kept
+    # as hashes only, until ``expire_at``.
+    """
+    CREATE TABLE suppressions (
+        space_id TEXT NOT NULL,
+        id_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expire_at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, id_hash)
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)

@@ -90,6 +90,7 @@ class ServerSettings:
         timeline_retention_ms: How long profile timeline entries are kept.
         history_retention_ms: How long each space's event history (the logged
             messages) is kept for historical entry and preview.
+        insecure_no_auth: Admit every call without a token (local trials only).
     """
 
     db_path: str = "./journeys.db"
@@ -103,6 +104,7 @@ class ServerSettings:
     passivate_after_ms: int = _ENGINE.passivate_after_ms
     timeline_retention_ms: int = _ENGINE.timeline_retention_ms
     history_retention_ms: int = _ENGINE.history_retention_ms
+    insecure_no_auth: bool = False
 
 
 class JourneysServer:
