@@ -208,7 +208,8 @@ def start_engine(db: Path, *extra: str, profile_to: Path | None = None) -> Child
     return Child(
         [
             sys.executable, *prefix, "-m", "journeys_cli", "serve", "--db", str(db),
-            "--host", "127.0.0.1", "--port", "0", "--manual-clock", *extra,
+            "--host", "127.0.0.1", "--port", "0", "--manual-clock", "--insecure-no-auth",
+            *extra,
         ]
     )  # fmt: skip
 

@@ -219,6 +219,7 @@ def test_a_busy_port_is_refused(served: ServerProcess, tmp_path: Path) -> None:
         "127.0.0.1",
         "--port",
         str(served.port),
+        "--insecure-no-auth",
     )
     assert result.returncode == 2
     assert f"error: cannot listen on 127.0.0.1:{served.port}" in result.stderr

@@ -128,7 +128,10 @@ def print_then_signal(*args, **kwargs):
         signal.raise_signal(signal.{sig})
 
 app.print = print_then_signal
-sys.argv = ["journeys", "serve", "--db", sys.argv[1], "--host", "127.0.0.1", "--port", "0"]
+sys.argv = [
+    "journeys", "serve", "--db", sys.argv[1], "--host", "127.0.0.1", "--port", "0",
+    "--insecure-no-auth",
+]
 main()
 """
 

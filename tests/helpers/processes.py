@@ -14,7 +14,7 @@ from pathlib import Path
 __all__ = ["ServerProcess", "run_cli"]
 
 ROOT = Path(__file__).resolve().parents[2]
-_LISTENING = re.compile(r"listening on \S+:(\d+)")
+_LISTENING = re.compile(r"listening on \S+:(\d+) ")  # the whole port: a space follows
 
 
 def _env() -> dict[str, str]:
@@ -29,12 +29,15 @@ class ServerProcess:
     """``journeys serve`` in a child process on a free port.
 
     With ``crash_at`` (``POINT:N``, see :mod:`tests.helpers.crashing_serve`) the
-    process kills itself with SIGKILL the N-th time it reaches POINT.
+    process kills itself with SIGKILL the N-th time it reaches POINT. Access
+    control is off (``--insecure-no-auth``) unless ``auth``.
     """
 
-    def __init__(self, db_path: Path, *args: str, crash_at: str | None = None) -> None:
+    def __init__(
+        self, db_path: Path, *args: str, crash_at: str | None = None, auth: bool = False
+    ) -> None:
         self.db_path = db_path
-        self.args = args
+        self.args = args if auth else (*args, "--insecure-no-auth")
         self.crash_at = crash_at
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
@@ -62,17 +65,20 @@ class ServerProcess:
             cwd=ROOT,
         )
         assert self.process.stdout is not None
+        # Read the pipe's descriptor itself: text the file object buffered would be
+        # lost to ``communicate`` later, which reads the descriptor.
+        fd = self.process.stdout.fileno()
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
+            selector.register(fd, selectors.EVENT_READ)
             while time.monotonic() < deadline:
                 if not selector.select(timeout=deadline - time.monotonic()):
                     continue
-                line = self.process.stdout.readline()
-                if not line:
+                chunk = os.read(fd, 65536).decode()
+                if not chunk:
                     break
-                self.output.append(line)
-                match = _LISTENING.search(line)
+                self.output.append(chunk)
+                match = _LISTENING.search("".join(self.output))
                 if match:
                     self.port = int(match.group(1))
                     return self
@@ -119,11 +125,14 @@ def run_cli(
     space: str | None = None,
     timeout: float = 60.0,
     stdin: str | None = None,
+    token: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Runs ``journeys ARGS`` as a user would and captures its output."""
     command = [sys.executable, "-m", "journeys_cli"]
     if server is not None:
         command += ["--server", server]
+    if token is not None:
+        command += ["--token", token]
     if space is not None:
         command += ["--space", space]
     return subprocess.run(

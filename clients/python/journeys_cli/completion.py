@@ -20,11 +20,17 @@ def complete_journey_ids(
     """The journey ids of the selected server and space that start with ``incomplete``
     (none when the server cannot be reached in time)."""
     root = ctx.find_root().params
-    server = root.get("server") or DEFAULT_SERVER
-    space = root.get("space") or DEFAULT_SPACE
 
     async def fetch() -> list[CompletionItem]:
-        async with JourneysClient(server, space=space, timeout=_COMPLETE_TIMEOUT) as client:
+        async with JourneysClient(
+            root.get("server") or DEFAULT_SERVER,
+            space=root.get("space") or DEFAULT_SPACE,
+            timeout=_COMPLETE_TIMEOUT,
+            token=root.get("token"),
+            tls_ca=root.get("tls_ca"),
+            tls_cert=root.get("tls_cert"),
+            tls_key=root.get("tls_key"),
+        ) as client:
             journeys = await client.list_journeys()
         return [CompletionItem(j.id, help=j.name) for j in journeys if j.id.startswith(incomplete)]
 

@@ -20,13 +20,28 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where commands go: the server address and the space."""
+    """Where commands go: the server address and the space, and how to connect."""
 
     server: str
     space: str
+    token: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
-    def client(self) -> JourneysClient:
-        return JourneysClient(self.server, space=self.space)
+    def client(self, timeout: float = 30.0) -> JourneysClient:
+        try:
+            return JourneysClient(
+                self.server,
+                space=self.space,
+                timeout=timeout,
+                token=self.token,
+                tls_ca=self.tls_ca,
+                tls_cert=self.tls_cert,
+                tls_key=self.tls_key,
+            )
+        except ValueError as err:
+            fail(str(err))
 
 
 def fail(message: str) -> NoReturn:

@@ -16,7 +16,6 @@ from journeys.v1 import journey_pb2, simulation_pb2
 from journeys_client import (
     FileFormatError,
     InvalidArgumentError,
-    JourneysClient,
     load_file,
     segment_message,
 )
@@ -273,7 +272,7 @@ def simulate(
         end_ms = start_ms + until_ms
 
     async def body() -> simulation_pb2.SimulateJourneyResponse | InvalidArgumentError:
-        async with JourneysClient(target.server, space=target.space, timeout=_TIMEOUT) as client:
+        async with target.client(timeout=_TIMEOUT) as client:
             try:
                 return await client.simulate_journey(
                     script.steps,

@@ -8,6 +8,8 @@ import grpc
 from journeys.v1 import space_pb2, space_pb2_grpc
 
 from journeys_engine import Engine
+from journeys_engine.access import ALL_SPACES
+from journeys_server.access import CURRENT_TOKEN
 from journeys_server.convert import space_to_proto
 from journeys_server.errors import handle_errors
 
@@ -40,6 +42,11 @@ class SpaceServicer(space_pb2_grpc.SpaceServiceServicer):
     async def ListSpaces(
         self, request: space_pb2.ListSpacesRequest, context: Context
     ) -> space_pb2.ListSpacesResponse:
+        token = CURRENT_TOKEN.get()
+        if token is not None and token.space_id != ALL_SPACES:
+            # A token of one space sees that space alone (whether others exist is not its business).
+            space = await self._engine.spaces.get(token.space_id)
+            return space_pb2.ListSpacesResponse(spaces=[space_to_proto(space)])
         page = await self._engine.spaces.list(
             page_size=request.page_size, page_token=request.page_token
         )
