@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections import Counter
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Seque
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from journeys_engine.access import Tokens
 from journeys_engine.catalog import CatalogContext, Definitions, Journeys, Page, Spaces
 from journeys_engine.catalog.changes import CatalogChange, DefinitionsChanged
 from journeys_engine.catalog.paging import all_items
@@ -36,11 +38,12 @@ from journeys_engine.model.limits import Limits
 from journeys_engine.model.operation import Operation
 from journeys_engine.operations import Operations
 from journeys_engine.preview import EntryPreview, preview_entry
+from journeys_engine.privacy import Privacy, ProfileDeletion, Suppression, identifiers
 from journeys_engine.reporting import Reporting
 from journeys_engine.runtime import Router, Runtime, Sink
 from journeys_engine.runtime.identity import Logged
 from journeys_engine.runtime.router import Batch
-from journeys_engine.runtime.runtime import UNIT_ACTORS
+from journeys_engine.runtime.runtime import UNIT_ACTORS, Unit
 from journeys_engine.runtime.space import ActorKey
 from journeys_engine.store.catalog import CatalogRows
 from journeys_engine.store.database import Database
@@ -79,6 +82,8 @@ class EngineSettings:
         timeline_retention_ms: How long timeline entries are kept.
         history_retention_ms: How long logged messages are kept: each space's
             event history, read by historical entry and preview.
+        suppression_ms: How long a deleted profile's identifiers stay
+            suppressed, when its deletion asks for it (their messages refused).
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -90,6 +95,7 @@ class EngineSettings:
     timer_horizon_ms: int = 60 * _MINUTE
     timeline_retention_ms: int = 180 * 24 * 60 * _MINUTE
     history_retention_ms: int = 180 * 24 * 60 * _MINUTE
+    suppression_ms: int = 365 * 24 * 60 * _MINUTE
 
 
 class Engine:
@@ -101,6 +107,8 @@ class Engine:
         definitions: Audiences, computed traits and destinations.
         reporting: Counts, who is at a step, profiles and their timelines.
         operations: Historical entries started by publishing, and their progress.
+        privacy: Profile deletion and suppressions (see :meth:`delete_profile`).
+        tokens: Access tokens (the server checks calls against them).
         clock: The clock every time-based rule reads.
         settings: The settings it was opened with.
     """
@@ -141,6 +149,7 @@ class Engine:
         self.store.on_logged = self.router.put
         self._replayed = asyncio.Event()  # the log beyond the floor is queued again
         self.history = History(db)
+        self.tokens = Tokens(db, clock)
         self.operations = Operations(
             self.runtime,
             self.store,
@@ -151,10 +160,18 @@ class Engine:
             evict=self._evict,
             ready=self._replayed.wait,
         )
+        self.privacy = Privacy(
+            self.runtime,
+            self.store,
+            activate=functools.partial(self._activate, history=False),
+            commit=self._commit,
+            suppression_ms=settings.suppression_ms,
+        )
         self._timers: asyncio.Task[None] | None = None
         self._timers_changed = asyncio.Event()
         self._exclusive = asyncio.Lock()  # clock moves and catalog changes, one at a time
         self._in_flight: Counter[ActorKey] = Counter()  # in units being committed
+        self._committing = asyncio.Lock()  # units commit in the order they were taken
         self._ready = asyncio.Event()  # ... and applied
         self._replay: asyncio.Task[None] | None = None
         self._holds = 0  # clock moves and catalog changes holding new messages back
@@ -193,6 +210,7 @@ class Engine:
                 clock = await _load_clock(db, manual=settings.manual_clock)
             engine = cls(db, clock, settings, sink)
             await engine.spaces.ensure_default()
+            await engine.tokens.refresh()
             await engine.store.open()
             await engine._load_runtime()
             await engine.store.load_counts(engine.runtime)
@@ -252,9 +270,11 @@ class Engine:
         """Checks Segment-spec messages received now, logs the good ones, and queues them.
 
         Each message is checked on its own; duplicates (a message id seen in the
-        space within the dedup window) are acknowledged and have no effect. The
-        call returns once the accepted messages are committed to the ingest log
-        and queued (waiting while a shard is full).
+        space within the dedup window) are acknowledged and have no effect; a
+        message carrying a suppressed identifier (a deleted profile's) is refused
+        with a ``suppressed:`` problem. The call returns once the accepted
+        messages are committed to the ingest log and queued (waiting while a
+        shard is full).
 
         Raises:
             NotFoundError: the space does not exist.
@@ -266,12 +286,20 @@ class Engine:
         parsed: list[Message] = []
         indexes: list[int] = []
         errors: dict[int, tuple[FieldViolation, ...]] = {}
+        suppressions = self.store.suppressions
         for i, raw in enumerate(messages):
+            path = f"messages[{i}]"
             try:
-                parsed.append(parse_message(raw, received_at=now, path=f"messages[{i}]"))
-                indexes.append(i)
+                message = parse_message(raw, received_at=now, path=path)
             except InvalidArgumentError as err:
                 errors[i] = err.violations
+                continue
+            refused = suppressions.refusal(space_id, message, now, path)
+            if refused:
+                errors[i] = tuple(refused)
+                continue
+            parsed.append(message)
+            indexes.append(i)
         logged = await self.store.append(space_id, parsed)
         positions: list[int | None] = [None] * len(messages)
         duplicates: list[int] = []
@@ -438,18 +466,25 @@ class Engine:
             if space is not None and actor_id not in space.actors:  # (resident: it knows)
                 wheel.schedule_min((space_id, actor_id), due)
 
-    async def _activate(self, space_id: str, actor_ids: Collection[str]) -> None:
+    async def _activate(
+        self, space_id: str, actor_ids: Collection[str], *, history: bool = True
+    ) -> None:
         """Makes the profiles resident, from their snapshots, if they are stored; a
-        historical entry running in the space looks at their history first."""
+        historical entry running in the space looks at their history first (unless
+        not ``history``). A profile deleted meanwhile is not brought back."""
         space = self.runtime.space(space_id)
         missing = [actor_id for actor_id in actor_ids if actor_id not in space.actors]
-        found = []
-        if missing:
-            found = await self.store.load_actors(space_id, missing, space.conditions.index)
-        if space.backfills:
-            await self.operations.activate(space, found, actor_ids)
-        elif found:
-            space.activate(found, self.clock.now_ms())
+        mark = space.loading()
+        try:
+            found = []
+            if missing:
+                found = await self.store.load_actors(space_id, missing, space.conditions.index)
+            if space.backfills and history:
+                await self.operations.activate(space, found, actor_ids, mark)
+            elif found:
+                space.activate(found, self.clock.now_ms(), mark)
+        finally:
+            space.loaded(mark)
 
     def _evict(self, space_id: str, actor_ids: Sequence[str]) -> None:
         self.runtime.evict([(space_id, actor_id) for actor_id in actor_ids], self._in_flight)
@@ -485,28 +520,34 @@ class Engine:
 
     async def _commit(self) -> None:
         """Commits the work applied so far, shielded from the caller's cancellation: a
-        unit taken from the runtime is committed, or the engine stops."""
-        await asyncio.shield(self._commit_units())
+        unit taken from the runtime is committed, or the engine stops.
 
-    async def _commit_units(self) -> None:
+        The units are taken now, by the caller, and commit after those taken
+        before and before those taken later: the caller's own work is committed
+        when it returns, and no older snapshot of a profile is written after a
+        newer one (or after the profile was deleted)."""
         units = self.runtime.take_units()
         # Their profiles stay in memory until committed: the store is behind them.
-        in_flight = self._in_flight
         for unit in units:
-            in_flight.update(unit.actors.keys())
+            self._in_flight.update(unit.actors.keys())
+        await asyncio.shield(self._commit_units(units))
+
+    async def _commit_units(self, units: list[Unit]) -> None:
+        in_flight = self._in_flight
         try:
-            for unit in units:
-                try:
-                    await self.store.commit(unit)
-                except Exception as err:
-                    # Memory is ahead of the database now: only a restart reconciles them.
-                    self.router.fail(err)
-                    raise
-                finally:
-                    in_flight.subtract(unit.actors.keys())
-                if self.sink is not None:
-                    await self.sink.commit(unit)
-                self._timers_changed.set()
+            async with self._committing:  # (at once when free, and tasks start in order)
+                for unit in units:
+                    try:
+                        await self.store.commit(unit)
+                    except Exception as err:
+                        # Memory is ahead of the database now: only a restart reconciles them.
+                        self.router.fail(err)
+                        raise
+                    finally:
+                        in_flight.subtract(unit.actors.keys())
+                    if self.sink is not None:
+                        await self.sink.commit(unit)
+                    self._timers_changed.set()
         finally:
             for key in [k for k, n in in_flight.items() if n <= 0]:
                 del in_flight[key]
@@ -698,6 +739,81 @@ class Engine:
         background (:attr:`operations`)."""
         journey = await self.journeys.move(space_id, journey_id, Move.PUBLISH)
         return journey, self.operations.started(space_id, journey_id)
+
+    # Privacy
+
+    async def delete_profile(
+        self,
+        space_id: str,
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        suppress: bool = False,
+    ) -> ProfileDeletion:
+        """Deletes a profile and everything about it (a person's erasure request).
+
+        Named by exactly one of the ids: a user's profile goes with the anonymous
+        profiles of the anonymous ids linked to it (an anonymous id linked to a
+        user names that user). Every current run ends as a run ending does —
+        each send-step membership sends "exited" ("removed" to list
+        destinations), the runs count as exited — and then its snapshot, step
+        rows, timeline, logged messages and identity links are deleted, in the
+        same transaction (see :mod:`journeys_engine.privacy`). With
+        ``suppress``, later messages carrying its identifiers are refused for
+        :attr:`EngineSettings.suppression_ms`. An unknown profile is no error:
+        ``deleted`` is False (and the suppression is still recorded).
+
+        Everything received before the call is applied first; nothing received
+        meanwhile is applied before it is done. Once begun it completes, even
+        if the caller gives up.
+
+        Raises:
+            NotFoundError: the space does not exist.
+            InvalidArgumentError: not exactly one id, or an id no message could carry.
+        """
+        await self.spaces.get(space_id)
+        user_id, anonymous_id = identifiers(user_id, anonymous_id)
+        return await asyncio.shield(
+            self._delete_profile(space_id, user_id, anonymous_id, suppress=suppress)
+        )
+
+    async def _delete_profile(
+        self, space_id: str, user_id: str | None, anonymous_id: str | None, *, suppress: bool
+    ) -> ProfileDeletion:
+        async with self._exclusive, self._holding_messages():
+            await self.settle()
+            now = self.clock.now_ms()
+            await self._fire_due(now)  # (what fell due before happens before it)
+            return await self.privacy.delete(
+                space_id, user_id, anonymous_id, suppress=suppress, now=now
+            )
+
+    async def get_suppression(
+        self, space_id: str, *, user_id: str | None = None, anonymous_id: str | None = None
+    ) -> Suppression:
+        """Whether messages with the identifier (exactly one id) are refused now.
+
+        Raises:
+            NotFoundError: the space does not exist.
+            InvalidArgumentError: not exactly one id, or an id no message could carry.
+        """
+        await self.spaces.get(space_id)
+        user_id, anonymous_id = identifiers(user_id, anonymous_id)
+        return self.privacy.get(space_id, user_id, anonymous_id, self.clock.now_ms())
+
+    async def delete_suppression(
+        self, space_id: str, *, user_id: str | None = None, anonymous_id: str | None = None
+    ) -> bool:
+        """Lifts the identifier's suppression (exactly one id): its messages are
+        accepted again. Returns whether it was suppressed.
+
+        Raises:
+            NotFoundError: the space does not exist.
+            InvalidArgumentError: not exactly one id, or an id no message could carry.
+        """
+        await self.spaces.get(space_id)
+        user_id, anonymous_id = identifiers(user_id, anonymous_id)
+        return await self.privacy.lift(space_id, user_id, anonymous_id)
 
     async def close(self) -> None:
         """Applies what is queued, then closes the database; idempotent."""

@@ -209,9 +209,11 @@ class Operations:
         space: SpaceRuntime,
         found: list[tuple[Actor, int | None]],
         actor_ids: Collection[str],
+        since: int,
     ) -> None:
         """Makes the loaded profiles resident, looking first at the history of every
-        existing profile among ``actor_ids`` that a historical entry has yet to."""
+        existing profile among ``actor_ids`` that a historical entry has yet to
+        (``since``: the load's mark, see :meth:`SpaceRuntime.activate`)."""
         now = self._clock.now_ms()
         candidates = {actor.id: actor for actor, _ in found}
         for actor_id in actor_ids:
@@ -223,12 +225,14 @@ class Operations:
         history, read = await self._history.events(
             space.space_id, {a.id: a.position for a in todo}, names
         )
-        space.activate(found, now)
+        space.activate(found, now, since)
         entered: dict[str, int] = {}
         for actor in todo:
             resident = space.actors.get(actor.id)
             if resident is None:  # (dropped from memory meanwhile: its state is committed)
-                space.activate([(actor, actor.wake_at)], now)
+                space.activate([(actor, actor.wake_at)], now, since)
+                if space.actors.get(actor.id) is not actor:
+                    continue  # deleted meanwhile
             elif resident is not actor:
                 continue  # loaded again meanwhile, and looked at by whoever did
             for journey_id in space.seed(actor, history.get(actor.id, ())):

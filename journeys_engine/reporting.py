@@ -292,7 +292,9 @@ class Reporting:
         actors = self._runtime.space(space_id).actors
         rows = []
         for offset, (actor_id, run, held) in enumerate(found):
-            actor = actors[actor_id]
+            actor = actors.get(actor_id)
+            if actor is None:
+                continue  # deleted since the rows were read
             member = Member(actor.key, actor.user_id, actor.anonymous_id, run, held)
             rows.append((request.after + offset + 1, member))
         return request.page(rows)

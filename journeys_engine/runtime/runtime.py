@@ -35,7 +35,15 @@ from journeys_engine.runtime.stats import JourneyStats, stats_data
 from journeys_engine.runtime.timeline import TimelineRow
 from journeys_engine.runtime.wheel import TimerWheel
 
-__all__ = ["UNIT_ACTORS", "ActorSnapshot", "MemberRow", "Runtime", "Unit", "compact_json"]
+__all__ = [
+    "UNIT_ACTORS",
+    "ActorSnapshot",
+    "Erasure",
+    "MemberRow",
+    "Runtime",
+    "Unit",
+    "compact_json",
+]
 
 UNIT_ACTORS = 250
 """The most profiles a unit cut from one large piece of work carries."""
@@ -55,6 +63,32 @@ class ActorSnapshot:
     members: tuple[MemberRow, ...] | None  # None: the same as last written
 
 
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """A deleted person: what the store deletes about them, and what it refuses later.
+
+    Attributes:
+        space_id: The space.
+        actor_ids: The profiles whose every row goes (snapshot, step rows,
+            timeline, logged messages), whether stored or not.
+        user_id: The user id of the person, if any: their anonymous ids' links
+            to it go.
+        unlinked: Anonymous ids whose link to ``user_id`` goes.
+        suppressed: Hashes of the identifiers whose messages are refused until
+            ``expire_at`` (empty: no suppression).
+        at: When it was deleted.
+        expire_at: When the suppression ends.
+    """
+
+    space_id: str
+    actor_ids: tuple[str, ...]
+    user_id: str | None = None
+    unlinked: tuple[str, ...] = ()
+    suppressed: tuple[str, ...] = ()
+    at: int = 0
+    expire_at: int = 0
+
+
 @dataclass(slots=True)
 class Unit:
     """Work to commit together: changed profiles, their outputs, the positions applied.
@@ -72,6 +106,9 @@ class Unit:
         timeline: Transitions made, in order.
         forgotten: Journeys whose timelines, rosters and profile state go with
             them (deleted): (space id, journey id).
+        erasures: Deleted profiles: every row about them goes, after the
+            unit's own rows are written (so its exits are in the outbox and
+            its timeline entries for them go too).
     """
 
     actors: dict[ActorKey, Actor] = field(default_factory=dict)
@@ -82,6 +119,7 @@ class Unit:
     counts: dict[tuple[str, str], str | None] = field(default_factory=dict)
     timeline: list[TimelineRow] = field(default_factory=list)
     forgotten: list[tuple[str, str]] = field(default_factory=list)
+    erasures: list[Erasure] = field(default_factory=list)
 
     @property
     def position(self) -> int:
@@ -96,6 +134,7 @@ class Unit:
             or self.stats
             or self.timeline
             or self.forgotten
+            or self.erasures
         )
 
 

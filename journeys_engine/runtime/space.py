@@ -11,11 +11,17 @@ Only resident profiles are here: work that concerns profiles at large (a
 definition change, archiving a journey, connecting a destination) runs over
 the resident ones, and the engine makes every profile concerned resident
 first.
+
+A deleted profile (:meth:`SpaceRuntime.erase`) leaves memory at once, but a
+load of stored profiles begun before its deletion was committed may still have
+read its snapshot: until no such load is in progress, :attr:`SpaceRuntime.erased`
+keeps the id, and :meth:`SpaceRuntime.activate` does not bring it back.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +42,7 @@ from journeys_engine.runtime.stats import JourneyStats
 from journeys_engine.runtime.steps import StepRunner
 from journeys_engine.runtime.timeline import (
     DEFINITIONS,
+    DELETION,
     HISTORY,
     JOURNEY,
     TIMER,
@@ -54,6 +61,7 @@ ActorKey = tuple[str, str]
 """(space id, actor id) — the wheel's key for a profile's wake-up."""
 
 _UNLIMITED = 1_000_000
+_PENDING = 2**63  # an erasure not committed yet: every load in progress may have read it
 
 
 class SpaceRuntime:
@@ -81,6 +89,11 @@ class SpaceRuntime:
         self.backfills: dict[str, Backfill] = {}  # historical entries running, by journey
         self.cause = TIMER  # what the transitions being made now follow from
         self.runner = StepRunner(self)
+        # Deleted profiles a load begun before their deletion was committed must not
+        # bring back: actor id -> the erasure's number (_PENDING until committed).
+        self.erased: dict[str, int] = {}
+        self._erasures = 0  # erasures committed so far
+        self._loads: Counter[int] = Counter()  # loads in progress, by the count when begun
 
     # Definitions and journeys
 
@@ -469,12 +482,15 @@ class SpaceRuntime:
         self.wheel.schedule(key, wake)
         self.unit().actors[key] = actor
 
-    def activate(self, actors: Iterable[tuple[Actor, int | None]], now: int) -> None:
+    def activate(self, actors: Iterable[tuple[Actor, int | None]], now: int, since: int) -> None:
         """Makes profiles resident from their snapshots, with their wake-ups (a
-        profile already resident is kept as it is: it is newer)."""
+        profile already resident is kept as it is: it is newer). ``since`` is the
+        mark :meth:`loading` gave the load that read them: a profile deleted
+        since is not brought back."""
         wheel = self.wheel
+        erased = self.erased
         for actor, wake_at in actors:
-            if actor.id in self.actors:
+            if actor.id in self.actors or (erased and erased.get(actor.id, -1) >= since):
                 continue
             self.actors[actor.id] = actor
             actor.wake_at = wake_at
@@ -486,6 +502,68 @@ class SpaceRuntime:
                 actor.moved = True
                 self.unit().actors[(self.space_id, actor.id)] = actor
                 self.forget(journey_id)
+
+    # Deleted profiles
+
+    def loading(self) -> int:
+        """A load of stored profiles begins: its mark, for :meth:`activate` (end it
+        with :meth:`loaded`)."""
+        mark = self._erasures
+        self._loads[mark] += 1
+        return mark
+
+    def loaded(self, mark: int) -> None:
+        """The load :meth:`loading` marked is over."""
+        self._loads[mark] -= 1
+        if self._loads[mark] <= 0:
+            del self._loads[mark]
+        self._prune()
+
+    def erase(self, actor: Actor, now: int) -> tuple[int, int]:
+        """Deletes a resident profile: its current runs end at ``now`` as a run
+        ending does (SPEC §5.5) — each send-step membership sends "exited" to its
+        destinations and the run counts as exited — and it leaves memory and the
+        wheel. The store deletes its rows with the unit (:meth:`erasing` names
+        them). Returns (runs ended, memberships ended)."""
+        self.cause = DELETION
+        current = []
+        for journey_id, state in actor.journeys.items():
+            live = self.journeys.get(journey_id)
+            if state.run is not None and live is not None:
+                rank = self.created.get(journey_id, 0)
+                current.append((state.run.entered_at, rank, live, state))
+        # Exits emit in the order the memberships were entered (SPEC §5.4).
+        current.sort(key=lambda run: run[:2])
+        runs = memberships = 0
+        for _, _, live, state in current:
+            assert state.run is not None
+            if live.status is not JourneyStatus.ARCHIVED:
+                memberships += len(state.run.memberships)
+            self.runner.end_run(actor, live, state, now, reason="deleted")
+            runs += 1
+        key = (self.space_id, actor.id)
+        self.actors.pop(actor.id, None)
+        self.wheel.schedule(key, None)
+        self.unit().actors.pop(key, None)  # (its snapshot is not written: its rows go)
+        return runs, memberships
+
+    def erasing(self, actor_ids: Iterable[str]) -> None:
+        """These profiles are being deleted: no load in progress brings them back."""
+        for actor_id in actor_ids:
+            self.erased[actor_id] = _PENDING
+
+    def erased_committed(self, actor_ids: Iterable[str]) -> None:
+        """Their deletion is committed: loads begun from now on cannot read them."""
+        number = self._erasures
+        self._erasures += 1
+        for actor_id in actor_ids:
+            self.erased[actor_id] = number
+        self._prune()
+
+    def _prune(self) -> None:
+        if self.erased:
+            oldest = min(self._loads, default=self._erasures)
+            self.erased = {i: n for i, n in self.erased.items() if n >= oldest}
 
     def actor(self, user_id: str | None = None, anonymous_id: str | None = None) -> Actor | None:
         """The profile with this user id (or, without one, this anonymous id)."""

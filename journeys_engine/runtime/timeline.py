@@ -37,6 +37,7 @@ class CauseKind(StrEnum):
     DEFINITIONS = "definitions"  # an audience or computed trait was changed
     JOURNEY = "journey"  # the journey was changed (a destination connected)
     HISTORY = "history"  # published with historical data: the history matched
+    DELETION = "deletion"  # the profile was deleted (its timeline goes with it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ TIMER = Cause(CauseKind.TIMER)
 DEFINITIONS = Cause(CauseKind.DEFINITIONS)
 JOURNEY = Cause(CauseKind.JOURNEY)
 HISTORY = Cause(CauseKind.HISTORY)
+DELETION = Cause(CauseKind.DELETION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,8 @@ class TimelineEntry:
             PASSED: ``reason`` (``duration``, ``condition``, ``branches``); SPLIT:
             ``branch`` (``true`` or ``false``); BRANCH_TAKEN: ``branch`` (its
             name) and ``index``; SENT: ``destination_id``, ``message_id``, ``change``; EXITED:
-            ``reason`` (``exit_after`` or ``exit_condition``).
+            ``reason`` (``exit_after``, ``exit_condition``, ``archived`` or
+            ``deleted``).
         sequence: Its place in the profile's timeline once stored (0 before).
     """
 

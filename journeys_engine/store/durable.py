@@ -19,6 +19,11 @@ Durability contract (ARCHITECTURE.md):
 
 Wake-ups are stored with the snapshots, indexed by due time: that index is the
 far level of the timer wheel (:meth:`DurableStore.due`).
+
+A deleted profile (:class:`~journeys_engine.runtime.runtime.Erasure`) goes with
+the unit that ends its runs: the unit's own rows are written first (its exits in
+the outbox), then every row about the profile is deleted — snapshot, step rows,
+timeline, logged messages, identity links — and its suppressions are stored.
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ from journeys_engine.conditions.profile import LeafIndex
 from journeys_engine.errors import InvalidArgumentError
 from journeys_engine.messages import Message, parse_message
 from journeys_engine.runtime.actor import Actor
-from journeys_engine.runtime.identity import Logged, resolve
+from journeys_engine.runtime.identity import Logged, profile_id, resolve
 from journeys_engine.runtime.outputs import Change
-from journeys_engine.runtime.runtime import Runtime, Unit, compact_json
+from journeys_engine.runtime.runtime import Erasure, Runtime, Unit, compact_json
 from journeys_engine.runtime.stats import stats_from
 from journeys_engine.runtime.timeline import TimelineEntry, TimelineRow
 from journeys_engine.store.catalog import CatalogRows
 from journeys_engine.store.database import Database, Tx
+from journeys_engine.store.suppressions import Suppressions
 
 __all__ = ["DurableStore", "OutboxRecord"]
 
@@ -74,6 +80,9 @@ class DurableStore:
         timeline_retention_ms: How long timeline entries are kept.
         history_retention_ms: How long logged messages are kept (the event
             history historical entry and preview read).
+
+    Attributes:
+        suppressions: Identifiers whose messages are refused (deleted profiles).
     """
 
     def __init__(
@@ -105,6 +114,7 @@ class DurableStore:
         self._progress = asyncio.Event()
         self._changed: dict[tuple[str, str], asyncio.Event] = {}
         self._commit_lock = asyncio.Lock()
+        self.suppressions = Suppressions(db, clock)
         self.on_logged: Callable[[str, list[Logged]], Awaitable[None]] | None = None
 
     async def open(self) -> None:
@@ -123,6 +133,7 @@ class DurableStore:
                 "SELECT space_id, anonymous_id, user_id FROM links"
             ):
                 self._links.setdefault(space_id, {})[anonymous_id] = user_id
+        await self.suppressions.load()
 
     @property
     def floor(self) -> int:
@@ -374,8 +385,17 @@ class DurableStore:
                         for path in [f'$.journeys."{journey_id}"']
                     ],
                 )
+            for erasure in unit.erasures:  # after the inserts: its exits stay, the rest goes
+                await self._erase(tx, erasure)
             if floor != self._floor:
                 await CatalogRows(tx).set_meta(_FLOOR_KEY, str(floor))
+        for erasure in unit.erasures:
+            links = self._links.get(erasure.space_id, {})
+            for anonymous_id in erasure.unlinked:
+                if links.get(anonymous_id) == erasure.user_id:
+                    del links[anonymous_id]
+            if erasure.suppressed:
+                self.suppressions.added(erasure.space_id, erasure.suppressed, erasure.expire_at)
         self._sequences = sequences
         # In place: appends committed meanwhile added positions that are still pending.
         self._pending_positions.difference_update(unit.positions)
@@ -384,6 +404,30 @@ class DurableStore:
             event = self._changed.get(key)
             if event is not None:
                 event.set()
+
+    async def _erase(self, tx: Tx, erasure: Erasure) -> None:
+        """Deletes every row about the erased profiles; stores their suppressions.
+
+        The outbox keeps their calls (they are the destinations' stream, purged
+        once acknowledged or past the retention), and the dedup window their
+        message ids (opaque).
+        """
+        space_id = erasure.space_id
+        keys = [(space_id, actor_id) for actor_id in erasure.actor_ids]
+        for table in ("actors", "members", "timeline", "ingest_log"):
+            await tx.executemany(
+                f"DELETE FROM {table} WHERE space_id = ? AND actor_id = ?",  # noqa: S608
+                keys,
+            )
+        if erasure.user_id is not None and erasure.unlinked:
+            await tx.executemany(
+                "DELETE FROM links WHERE space_id = ? AND anonymous_id = ? AND user_id = ?",
+                [(space_id, a, erasure.user_id) for a in erasure.unlinked],
+            )
+        if erasure.suppressed:
+            await self.suppressions.write(
+                tx, space_id, erasure.suppressed, erasure.at, erasure.expire_at
+            )
 
     # Recovery
 
@@ -494,6 +538,25 @@ class DurableStore:
         """The user id an anonymous id is linked to, if any."""
         return self._links.get(space_id, {}).get(anonymous_id)
 
+    async def anonymous_ids(self, space_id: str, user_id: str) -> set[str]:
+        """The anonymous ids a user's profile had: those linked to it, and those its
+        retained messages carried (an alias's previous id included)."""
+        async with self._db.read() as tx:
+            # (Rare, so links are scanned rather than indexed by user id.)
+            linked = await tx.fetchall(
+                "SELECT anonymous_id FROM links WHERE space_id = ? AND user_id = ?",
+                (space_id, user_id),
+            )
+            logged = await tx.fetchall(
+                "SELECT DISTINCT json_extract(message, '$.anonymousId'), "
+                "json_extract(message, '$.previousId') FROM ingest_log "
+                "WHERE space_id = ? AND actor_id = ?",
+                (space_id, profile_id(user_id, None)),
+            )
+        found = {r[0] for r in linked}
+        found.update(value for row in logged for value in row if isinstance(value, str))
+        return found
+
     # Timelines
 
     async def timeline(
@@ -598,8 +661,8 @@ class DurableStore:
     async def purge(self) -> dict[tuple[str, str], int]:
         """Compaction: drops calls older than the retention and calls every consumer
         of their destination acknowledged, applied log entries received before the
-        history retention, message ids older than the dedup window and timeline
-        entries older than the timeline retention.
+        history retention, message ids older than the dedup window, timeline
+        entries older than the timeline retention and expired suppressions.
 
         Deletes go in small transactions, so appends and commits wait at most
         for one of them.
@@ -657,6 +720,7 @@ class DurableStore:
             last = await tx.fetchone("SELECT max(sequence) FROM timeline")
         through = int(row[0]) - 1 if row is not None else int(last[0] or 0) if last else 0
         await self._delete_through("timeline", "sequence", through)
+        await self.suppressions.purge(now)
         return unacked
 
     async def _delete_through(self, table: str, key: str, through: int) -> None:

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +27,8 @@ from journeys.v1 import (
     journey_pb2_grpc,
     operation_pb2,
     operation_pb2_grpc,
+    privacy_pb2,
+    privacy_pb2_grpc,
     reporting_pb2,
     reporting_pb2_grpc,
     simulation_pb2,
@@ -34,10 +37,15 @@ from journeys.v1 import (
     space_pb2_grpc,
     subscription_pb2,
     subscription_pb2_grpc,
+    token_pb2,
+    token_pb2_grpc,
 )
 
 from journeys_engine import Clock, Engine, EngineSettings, StorageError
 from journeys_engine.model import Limits
+from journeys_engine.model.limits import MINUTE_MS
+from journeys_server.access import TokenAuthorizer
+from journeys_server.decoding import DecodingInterceptor
 from journeys_server.interceptor import AllowAll, AuthorizationInterceptor, Authorizer
 from journeys_server.services.backup import BackupServicer
 from journeys_server.services.clock import ClockServicer
@@ -45,12 +53,14 @@ from journeys_server.services.definitions import DefinitionServicer
 from journeys_server.services.ingest import IngestServicer
 from journeys_server.services.journeys import JourneyServicer
 from journeys_server.services.operations import OperationServicer
+from journeys_server.services.privacy import PrivacyServicer
 from journeys_server.services.reporting import ReportingServicer
 from journeys_server.services.simulation import SimulationServicer
 from journeys_server.services.spaces import SpaceServicer
 from journeys_server.services.subscriptions import SubscriptionServicer
+from journeys_server.services.tokens import TokenServicer
 
-__all__ = ["SERVICE_NAMES", "JourneysServer", "ServerSettings", "run"]
+__all__ = ["SERVICE_NAMES", "JourneysServer", "ServerSettings", "StartError", "run"]
 
 log = logging.getLogger("journeys_server")
 
@@ -65,10 +75,18 @@ SERVICE_NAMES: tuple[str, ...] = (
     backup_pb2.DESCRIPTOR.services_by_name["BackupService"].full_name,
     simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"].full_name,
     operation_pb2.DESCRIPTOR.services_by_name["OperationService"].full_name,
+    privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,
+    token_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
 )
 
 
 _ENGINE = EngineSettings()  # the engine's defaults
+TOKEN_REFRESH_SECONDS = 5.0  # tokens another process created or revoked are seen this soon
+KEEPALIVE_TIMEOUT_MS = 20_000  # an unanswered keepalive ping closes its connection this soon
+
+
+class StartError(Exception):
+    """The server cannot start as configured (the message says what to do)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +108,38 @@ class ServerSettings:
         timeline_retention_ms: How long profile timeline entries are kept.
         history_retention_ms: How long each space's event history (the logged
             messages) is kept for historical entry and preview.
+        suppression_ms: How long a deleted profile's identifiers stay suppressed
+            when its deletion asks for it (their messages refused).
         insecure_no_auth: Admit every call without a token (local trials only).
+            Without it, a database with no access token refuses to start.
+        max_streams_per_token: Streaming calls one token may have open at once.
+        max_concurrent_calls: Calls of every kind the server runs at once (open
+            streams included); gRPC refuses more with RESOURCE_EXHAUSTED.
+        max_receive_message_bytes: The largest request message taken; larger
+            ones are refused with RESOURCE_EXHAUSTED before they are decoded.
+        max_send_message_bytes: The largest response message sent; a larger
+            one fails its call with RESOURCE_EXHAUSTED.
+        max_ingest_messages: Ingested messages (of unary calls and stream
+            batches) taken in at once: decoded, checked, logged and queued.
+        max_ingest_waiting: Messages of unary ``Ingest`` calls that may wait
+            for a turn beyond those; a call that would pass it is refused with
+            RESOURCE_EXHAUSTED and a retry delay. (A stream's next batch always
+            waits: its sender is held back by flow control.)
+        stream_window_bytes: How much of a call's request stream the server
+            takes ahead of its reading (HTTP/2 flow control; no larger windows
+            are probed for). A fast sender on a stream the server reads slowly
+            waits once this much is in flight.
+        max_connections: Client connections open at once; more are closed as
+            they arrive.
+        connection_idle_ms: A connection without a call for this long is
+            closed (a client reconnects by itself when it next calls).
+        keepalive_ms: The server pings a connection quiet this long, and
+            closes it when the ping is not answered within 20 s: a client gone
+            without closing (a crash, a lost network) frees its streams.
+        tls_cert: A PEM certificate chain file: serve TLS instead of plaintext.
+        tls_key: The PEM private key file of ``tls_cert``.
+        tls_client_ca: A PEM file of the CA certificates that sign client
+            certificates: clients must present one (mutual TLS).
     """
 
     db_path: str = "./journeys.db"
@@ -104,7 +153,21 @@ class ServerSettings:
     passivate_after_ms: int = _ENGINE.passivate_after_ms
     timeline_retention_ms: int = _ENGINE.timeline_retention_ms
     history_retention_ms: int = _ENGINE.history_retention_ms
+    suppression_ms: int = _ENGINE.suppression_ms
     insecure_no_auth: bool = False
+    max_streams_per_token: int = 100
+    max_concurrent_calls: int = 1000
+    max_receive_message_bytes: int = 4 * 1024 * 1024
+    max_send_message_bytes: int = 4 * 1024 * 1024
+    max_ingest_messages: int = 10_000
+    max_ingest_waiting: int = 10_000
+    stream_window_bytes: int = 256 * 1024
+    max_connections: int = 1000
+    connection_idle_ms: int = 5 * MINUTE_MS
+    keepalive_ms: int = MINUTE_MS
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
 
 
 class JourneysServer:
@@ -130,6 +193,7 @@ class JourneysServer:
         self._stopping = False
         self._health: health.aio.HealthServicer | None = None
         self._serving: asyncio.Task[None] | None = None
+        self._refreshing: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -141,8 +205,13 @@ class JourneysServer:
     ) -> JourneysServer:
         """Opens the engine, binds the port and starts serving.
 
+        Without ``authorizer``, calls are checked against the database's access
+        tokens (or all admitted, with ``settings.insecure_no_auth``).
+
         Raises:
             StorageError: the database cannot be used.
+            StartError: no access token exists (and auth is on), or the TLS
+                files cannot be used.
             OSError: the address cannot be bound.
         """
         engine = await Engine.open(
@@ -154,22 +223,53 @@ class JourneysServer:
                 passivate_after_ms=settings.passivate_after_ms,
                 timeline_retention_ms=settings.timeline_retention_ms,
                 history_retention_ms=settings.history_retention_ms,
+                suppression_ms=settings.suppression_ms,
             ),
             clock=clock,
         )
         async with contextlib.AsyncExitStack() as on_failure:
             on_failure.push_async_callback(engine.close)
+            credentials = _tls_credentials(settings)
+            if authorizer is None:
+                authorizer = _authorizer(settings, engine)
             server = grpc.aio.server(
-                interceptors=[AuthorizationInterceptor(authorizer or AllowAll())],
-                # A second server on a busy port must fail, not share it silently.
-                options=[("grpc.so_reuseport", 0)],
+                # Authorization first: a caller that may not call learns that before
+                # whether its request decodes.
+                interceptors=[AuthorizationInterceptor(authorizer), DecodingInterceptor()],
+                # Limits on load (docs/api.md, "Limits and overload"): calls beyond
+                # this are refused with RESOURCE_EXHAUSTED before any handler runs.
+                maximum_concurrent_rpcs=settings.max_concurrent_calls,
+                options=[
+                    # A second server on a busy port must fail, not share it silently.
+                    ("grpc.so_reuseport", 0),
+                    ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
+                    ("grpc.max_send_message_length", settings.max_send_message_bytes),
+                    # Windows probed larger (BDP) let each connection buffer megabytes
+                    # the server has not asked for yet: keep them at a fixed size.
+                    ("grpc.http2.bdp_probe", 0),
+                    ("grpc.http2.lookahead_bytes", settings.stream_window_bytes),
+                    ("grpc.max_allowed_incoming_connections", settings.max_connections),
+                    ("grpc.max_connection_idle_ms", settings.connection_idle_ms),
+                    ("grpc.keepalive_time_ms", settings.keepalive_ms),
+                    ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+                    # Keepalive pings go on over a quiet stream (a subscription waiting
+                    # for calls): that is where a vanished client must be noticed.
+                    ("grpc.http2.max_pings_without_data", 0),
+                ],
             )
             space_pb2_grpc.add_SpaceServiceServicer_to_server(SpaceServicer(engine), server)
             journey_pb2_grpc.add_JourneyServiceServicer_to_server(JourneyServicer(engine), server)
             definition_pb2_grpc.add_DefinitionServiceServicer_to_server(
                 DefinitionServicer(engine), server
             )
-            ingest_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(engine), server)
+            ingest_pb2_grpc.add_IngestServiceServicer_to_server(
+                IngestServicer(
+                    engine,
+                    max_messages=settings.max_ingest_messages,
+                    max_waiting=settings.max_ingest_waiting,
+                ),
+                server,
+            )
             closing = asyncio.Event()  # set on stop: subscriptions end, so the stop is prompt
             subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server(
                 SubscriptionServicer(
@@ -188,6 +288,8 @@ class JourneysServer:
             operation_pb2_grpc.add_OperationServiceServicer_to_server(
                 OperationServicer(engine, closing=closing), server
             )
+            privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(engine), server)
+            token_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(engine), server)
             health_servicer = health.aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
             reflection.enable_server_reflection(
@@ -195,7 +297,10 @@ class JourneysServer:
             )
             address = f"{settings.host}:{settings.port}"
             try:
-                port = server.add_insecure_port(address)
+                if credentials is None:
+                    port = server.add_insecure_port(address)
+                else:
+                    port = server.add_secure_port(address, credentials)
             except RuntimeError as err:
                 raise OSError(f"cannot listen on {address}: {err}") from err
             # Not serving until what was logged before the start is applied again.
@@ -206,8 +311,19 @@ class JourneysServer:
             on_failure.pop_all()
         started = cls(engine, server, port, settings, closing)
         started._health = health_servicer
-        started._serving = asyncio.get_running_loop().create_task(started._serve_when_ready())
+        loop = asyncio.get_running_loop()
+        started._serving = loop.create_task(started._serve_when_ready())
+        started._refreshing = loop.create_task(started._refresh_tokens())
         return started
+
+    async def _refresh_tokens(self) -> None:
+        """Sees tokens created or revoked by another process (``journeys token --db``)."""
+        while True:
+            await asyncio.sleep(TOKEN_REFRESH_SECONDS)
+            try:
+                await self.engine.tokens.refresh()
+            except StorageError:
+                log.exception("reading the access tokens failed; trying again")
 
     async def ready(self) -> None:
         """Returns once health reports SERVING (or the replay failed)."""
@@ -234,8 +350,9 @@ class JourneysServer:
             return
         self._stopping = True
         self._closing.set()
-        if self._serving is not None:
-            self._serving.cancel()
+        for task in (self._serving, self._refreshing):
+            if task is not None:
+                task.cancel()
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         try:
             await self._server.stop(self.settings.grace_seconds if grace is None else grace)
@@ -248,6 +365,47 @@ class JourneysServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _authorizer(settings: ServerSettings, engine: Engine) -> Authorizer:
+    if settings.insecure_no_auth:
+        return AllowAll()  # (``journeys serve`` prints a warning)
+    if engine.tokens.count == 0:
+        raise StartError(
+            f"no access token exists in {settings.db_path}, so no call could be admitted. "
+            "Create the first one (it is printed once) with\n"
+            f"  journeys token create --db {settings.db_path} --all-spaces --role admin\n"
+            "or run with --insecure-no-auth to try the server locally without access control."
+        )
+    return TokenAuthorizer(engine.tokens, max_streams_per_token=settings.max_streams_per_token)
+
+
+def _tls_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
+    """The server's TLS credentials, or None to serve plaintext."""
+    if settings.tls_cert is None and settings.tls_key is None:
+        if settings.tls_client_ca is not None:
+            raise StartError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if settings.tls_cert is None or settings.tls_key is None:
+        raise StartError("--tls-cert and --tls-key go together")
+    cert = _read_pem(settings.tls_cert, "--tls-cert", "CERTIFICATE")
+    key = _read_pem(settings.tls_key, "--tls-key", "PRIVATE KEY")
+    client_ca = None
+    if settings.tls_client_ca is not None:
+        client_ca = _read_pem(settings.tls_client_ca, "--tls-client-ca", "CERTIFICATE")
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+def _read_pem(path: str, option: str, kind: str) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise StartError(f"{option} {path}: {err.strerror or err}") from err
+    if b"-----BEGIN " not in data or kind.encode() not in data:
+        raise StartError(f"{option} {path}: not a PEM file holding a {kind.lower()}")
+    return data
 
 
 async def _serve(settings: ServerSettings) -> None:
@@ -270,11 +428,19 @@ async def _serve(settings: ServerSettings) -> None:
         try:
             await server.ready()
             clock = "manual clock" if settings.manual_clock else "system clock"
+            scheme = "TLS" if settings.tls_cert else "plaintext"
             print(
                 f"journeys server listening on {settings.host}:{server.port} "
-                f"(database {settings.db_path}, {clock})",
+                f"({scheme}, database {settings.db_path}, {clock})",
                 flush=True,
             )
+            if settings.insecure_no_auth:
+                print(
+                    "WARNING: access control is off (--insecure-no-auth): anyone who can "
+                    f"reach {settings.host}:{server.port} can read and change every space.",
+                    file=sys.stderr,
+                    flush=True,
+                )
             await stop_requested.wait()
         finally:
             await server.stop()
@@ -297,6 +463,9 @@ def run(settings: ServerSettings) -> int:
             runner.run(_serve(settings))
     except StorageError as err:
         print(f"error: {err.message}", file=sys.stderr)
+        return 2
+    except StartError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
         print(f"error: {err}", file=sys.stderr)

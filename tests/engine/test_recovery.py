@@ -256,6 +256,8 @@ async def test_rosters_of_a_database_written_before_they_were_stored_are_rebuilt
         db.execute("DROP TABLE members")
         db.execute("DROP TABLE operations")
         db.execute("DROP INDEX ingest_log_by_actor")
+        db.execute("DROP TABLE tokens")
+        db.execute("DROP TABLE suppressions")
         db.execute("PRAGMA user_version = 3")
     async with _engine(path, clock) as engine:
         send = await engine.reporting.step_users("default", "j", "send")

@@ -144,12 +144,8 @@ async def call(
 
 def request_for(method: MethodDescriptor, space: str) -> Any:
     fields = method.input_type.fields_by_name
-    request = GetMessageClass(method.input_type)()
-    if "space_id" in fields:
-        request.space_id = space
-    if "destination_id" in fields:
-        request.destination_id = "email"
-    return request
+    values = {"space_id": space, "destination_id": "email"}
+    return GetMessageClass(method.input_type)(**{k: v for k, v in values.items() if k in fields})
 
 
 async def outcomes(
@@ -305,7 +301,8 @@ async def test_an_ingest_stream_stops_at_the_first_message_after_revocation(
     async with secured.client(made.secret) as collector:
         stream = ingest_pb2_grpc.IngestServiceStub(collector._channel).IngestStream(requests())
         await queue.put(ingest_pb2.IngestRequest(space_id="alpha", batch_id="b1"))
-        assert (await stream.read()).batch_id == "b1"
+        first = await stream.read()
+        assert isinstance(first, ingest_pb2.IngestResponse) and first.batch_id == "b1"
         async with secured.client(secured.secrets["admin"]) as admin:
             await admin.revoke_token(made.token.id)
         await queue.put(ingest_pb2.IngestRequest(space_id="alpha", batch_id="b2"))

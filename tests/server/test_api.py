@@ -22,7 +22,14 @@ from journeys_client import (
     JourneysClientError,
     NotFoundError,
 )
-from journeys_server import SERVICE_NAMES, JourneysServer, Refusal, ServerSettings
+from journeys_server import (
+    SERVICE_NAMES,
+    AllowAll,
+    Grant,
+    JourneysServer,
+    Refusal,
+    ServerSettings,
+)
 
 from journeys_engine.testing import FakeClock
 
@@ -187,8 +194,9 @@ SPACE_SCOPED = _space_scoped_methods()
 
 def test_the_space_scoped_rpcs_were_found() -> None:
     # JourneyService 11, DefinitionService 16, GetSpace 1, IngestService 2,
-    # SubscriptionService 3, ReportingService 4, OperationService 3, SimulationService 1
-    assert len(SPACE_SCOPED) == 41
+    # SubscriptionService 3, ReportingService 4, OperationService 3, SimulationService 1,
+    # TokenService 3, PrivacyService 3
+    assert len(SPACE_SCOPED) == 47
 
 
 async def _call_once(channel: grpc.aio.Channel, path: str, method: MethodDescriptor) -> None:
@@ -238,17 +246,17 @@ async def test_health_and_reflection(server: JourneysServer) -> None:
     assert "grpc.health.v1.Health" in names
 
 
-class DenyJourneys:
+class DenyJourneys(AllowAll):
     def __init__(self) -> None:
         self.seen: list[str] = []
 
     def authorize(
         self, method: str, metadata: tuple[tuple[str, str | bytes], ...]
-    ) -> Refusal | None:
+    ) -> Grant | Refusal:
         self.seen.append(method)
         if method.startswith("/journeys.v1.JourneyService/"):
             return Refusal(grpc.StatusCode.PERMISSION_DENIED, "not for you")
-        return None
+        return Grant()
 
 
 async def test_every_call_passes_the_authorization_seam(db_path: Path, clock: FakeClock) -> None:

@@ -29,6 +29,7 @@ from journeys_client import (
 )
 from journeys_client.files import STATUS_NAMES, Document, to_doc
 
+from journeys_cli import tokens
 from journeys_cli.apply import apply_documents
 from journeys_cli.backup import backup
 from journeys_cli.clock import clock
@@ -88,9 +89,40 @@ class _Verbs(click.Group):
     show_default=True,
     help="The space to work in (env JOURNEYS_SPACE).",
 )
+@click.option(
+    "--token",
+    envvar="JOURNEYS_TOKEN",
+    help="The access token sent with every call (env JOURNEYS_TOKEN).",
+)
+@click.option(
+    "--tls-ca",
+    envvar="JOURNEYS_TLS_CA",
+    type=click.Path(dir_okay=False),
+    help="Connect over TLS, trusting the CA certificates in this PEM file (env JOURNEYS_TLS_CA).",
+)
+@click.option(
+    "--tls-cert",
+    envvar="JOURNEYS_TLS_CERT",
+    type=click.Path(dir_okay=False),
+    help="A client certificate (PEM) for mutual TLS (env JOURNEYS_TLS_CERT).",
+)
+@click.option(
+    "--tls-key",
+    envvar="JOURNEYS_TLS_KEY",
+    type=click.Path(dir_okay=False),
+    help="The client certificate's private key (PEM) (env JOURNEYS_TLS_KEY).",
+)
 @click.version_option(package_name="journeys-engine")
 @click.pass_context
-def cli(ctx: click.Context, server: str, space: str) -> None:
+def cli(
+    ctx: click.Context,
+    server: str,
+    space: str,
+    token: str | None,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+) -> None:
     """Run and manage a journeys engine: customer journeys in real time.
 
     \b
@@ -99,7 +131,7 @@ def cli(ctx: click.Context, server: str, space: str) -> None:
       journeys apply -f examples/cart-abandonment.yaml
       journeys publish cart-abandonment
     """
-    ctx.obj = Target(server, space)
+    ctx.obj = Target(server, space, token, tls_ca, tls_cert, tls_key)
 
 
 @cli.command()
@@ -382,6 +414,7 @@ for _command in (
     publish,
     preview,
     operation,
+    tokens.token,
 ):
     cli.add_command(_command)
 

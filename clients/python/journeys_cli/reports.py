@@ -15,6 +15,7 @@ from journeys_client.files import STATUS_NAMES, to_doc
 from journeys_cli.completion import complete_journey_ids
 from journeys_cli.context import with_client
 from journeys_cli.output import emit, instant_text, output_option, plural, table
+from journeys_cli.privacy import ProfileCommand
 
 __all__ = ["profile", "stats", "stats_data", "tree_text", "users"]
 
@@ -414,7 +415,7 @@ def _timeline_data(entry: reporting_pb2.TimelineEntry) -> dict[str, Any]:
     return data
 
 
-@click.command()
+@click.command(cls=ProfileCommand)
 @click.argument("profile_id", metavar="USER")
 @click.option("--anonymous", is_flag=True, help="USER is an anonymous id, not a user id.")
 @click.option("--timeline", is_flag=True, help="Print what happened to it, step by step, and why.")
@@ -434,11 +435,16 @@ async def profile(
     instant and cause (entered, arrived, waiting on what and re-checked when,
     branch taken, sent, exited).
 
+    Actions: `journeys profile delete USER [--suppress]` deletes a profile and
+    everything about it; `journeys profile suppression USER` and `journeys
+    profile unsuppress USER` show and lift a suppression.
+
     \b
     Example:
       journeys profile u-123
       journeys profile u-123 --timeline --journey cart-abandonment
       journeys profile 4f6a-anon --anonymous -o json
+      journeys profile delete u-123 --suppress
     """
     ids = {"anonymous_id": profile_id} if anonymous else {"user_id": profile_id}
     if journey_id and not timeline:

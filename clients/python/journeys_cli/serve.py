@@ -89,6 +89,104 @@ def _duration_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
     metavar="DURATION",
     help="How long each space's event history is kept (historical entry and preview read it).",
 )
+@click.option(
+    "--suppression-period",
+    default=format_duration(_SERVE.suppression_ms),
+    show_default=True,
+    callback=_duration_ms,
+    metavar="DURATION",
+    help="How long a deleted profile's ids stay suppressed (journeys profile delete --suppress).",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Admit every call without a token (local trials only; prints a warning).",
+)
+@click.option(
+    "--max-streams-per-token",
+    default=_SERVE.max_streams_per_token,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Streaming calls (ingest streams, subscriptions, watches) one token may have open.",
+)
+@click.option(
+    "--max-concurrent-calls",
+    default=_SERVE.max_concurrent_calls,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Calls of every kind run at once, open streams included; more are refused.",
+)
+@click.option(
+    "--max-receive-message-bytes",
+    default=_SERVE.max_receive_message_bytes,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Largest request message taken; larger ones are refused undecoded.",
+)
+@click.option(
+    "--max-send-message-bytes",
+    default=_SERVE.max_send_message_bytes,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Largest response message sent; a call that would send more fails.",
+)
+@click.option(
+    "--max-ingest-messages",
+    default=_SERVE.max_ingest_messages,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Ingested messages taken in at once; further stream batches wait their turn.",
+)
+@click.option(
+    "--max-ingest-waiting",
+    default=_SERVE.max_ingest_waiting,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Messages of unary Ingest calls that may wait; a call past it is refused (retry).",
+)
+@click.option(
+    "--stream-window-bytes",
+    default=_SERVE.stream_window_bytes,
+    show_default=True,
+    type=click.IntRange(16 * 1024),
+    help="Request-stream bytes taken ahead of the server's reading (HTTP/2 flow control).",
+)
+@click.option(
+    "--max-connections",
+    default=_SERVE.max_connections,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Client connections open at once; more are closed as they arrive.",
+)
+@click.option(
+    "--connection-idle",
+    default=format_duration(_SERVE.connection_idle_ms),
+    show_default=True,
+    callback=_duration_ms,
+    metavar="DURATION",
+    help="A connection without a call this long is closed (clients reconnect by themselves).",
+)
+@click.option(
+    "--keepalive",
+    default=format_duration(_SERVE.keepalive_ms),
+    show_default=True,
+    callback=_duration_ms,
+    metavar="DURATION",
+    help="Ping a quiet connection after this long; one that does not answer in 20s is closed.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False),
+    help="Serve TLS with this PEM certificate chain (with --tls-key).",
+)
+@click.option(
+    "--tls-key", type=click.Path(dir_okay=False), help="The PEM private key of --tls-cert."
+)
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(dir_okay=False),
+    help="Require client certificates signed by the CA certificates in this PEM file (mutual TLS).",
+)
 def serve(
     db_path: str,
     host: str,
@@ -102,12 +200,33 @@ def serve(
     passivate_after: int,
     timeline_retention: int,
     history_retention: int,
+    suppression_period: int,
+    insecure_no_auth: bool,
+    max_streams_per_token: int,
+    max_concurrent_calls: int,
+    max_receive_message_bytes: int,
+    max_send_message_bytes: int,
+    max_ingest_messages: int,
+    max_ingest_waiting: int,
+    stream_window_bytes: int,
+    max_connections: int,
+    connection_idle: int,
+    keepalive: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
 ) -> None:
     """Run the server on an embedded SQLite database until SIGINT or SIGTERM.
+
+    Calls need an access token: create the first admin token with
+    `journeys token create --db FILE --all-spaces --role admin`. A database
+    without tokens refuses to start unless --insecure-no-auth is given.
 
     \b
     Example:
       journeys serve --db ./journeys.db --port 50051
+      journeys serve --tls-cert server.pem --tls-key server.key
+      journeys serve --insecure-no-auth --manual-clock     # a local trial
     """
     from journeys_server import run
 
@@ -122,6 +241,21 @@ def serve(
         passivate_after_ms=passivate_after,
         timeline_retention_ms=timeline_retention,
         history_retention_ms=history_retention,
+        suppression_ms=suppression_period,
+        insecure_no_auth=insecure_no_auth,
+        max_streams_per_token=max_streams_per_token,
+        max_concurrent_calls=max_concurrent_calls,
+        max_receive_message_bytes=max_receive_message_bytes,
+        max_send_message_bytes=max_send_message_bytes,
+        max_ingest_messages=max_ingest_messages,
+        max_ingest_waiting=max_ingest_waiting,
+        stream_window_bytes=stream_window_bytes,
+        max_connections=max_connections,
+        connection_idle_ms=connection_idle,
+        keepalive_ms=keepalive,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
         limits=dataclasses.replace(
             _SERVE.limits,
             max_live_journeys=max_live_journeys,

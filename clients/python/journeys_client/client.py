@@ -37,6 +37,8 @@ from journeys.v1 import (
     journey_pb2_grpc,
     operation_pb2,
     operation_pb2_grpc,
+    privacy_pb2,
+    privacy_pb2_grpc,
     reporting_pb2,
     reporting_pb2_grpc,
     simulation_pb2,
@@ -45,8 +47,11 @@ from journeys.v1 import (
     space_pb2_grpc,
     subscription_pb2,
     subscription_pb2_grpc,
+    token_pb2,
+    token_pb2_grpc,
 )
 
+from journeys_client.channels import open_channel
 from journeys_client.errors import JourneysClientError, UnavailableError, from_rpc_error
 from journeys_client.messages import segment_message
 from journeys_client.sending import SendReport, send_messages
@@ -66,7 +71,14 @@ class JourneysClient:
         target: ``host:port`` of the server.
         space: The space calls use unless they name another.
         timeout: Seconds each call may take.
-        channel: An existing channel to use instead of opening one.
+        token: The access token sent with every call (``authorization: Bearer``).
+        tls: Connect over TLS, trusting the system's CA certificates unless
+            ``tls_ca`` names others. Implied by any other ``tls_`` argument.
+        tls_ca: A PEM file of the CA certificates that sign the server's.
+        tls_cert: A PEM client certificate chain file, for mutual TLS.
+        tls_key: The PEM private key file of ``tls_cert``.
+        channel: An existing channel to use instead of opening one (the token
+            and TLS arguments then do not apply).
     """
 
     def __init__(
@@ -75,12 +87,19 @@ class JourneysClient:
         *,
         space: str = DEFAULT_SPACE,
         timeout: float = 30.0,
+        token: str | None = None,
+        tls: bool = False,
+        tls_ca: str | os.PathLike[str] | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
         channel: grpc.aio.Channel | None = None,
     ) -> None:
         self.target = target
         self.space = space
         self.timeout = timeout
-        self._channel = channel or grpc.aio.insecure_channel(target)
+        self._channel = channel or open_channel(
+            target, token=token, tls=tls, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key
+        )
         self._spaces = space_pb2_grpc.SpaceServiceStub(self._channel)
         self._journeys = journey_pb2_grpc.JourneyServiceStub(self._channel)
         self._definitions = definition_pb2_grpc.DefinitionServiceStub(self._channel)
@@ -90,6 +109,8 @@ class JourneysClient:
         self._clock = clock_pb2_grpc.ClockServiceStub(self._channel)
         self._backups = backup_pb2_grpc.BackupServiceStub(self._channel)
         self._operations = operation_pb2_grpc.OperationServiceStub(self._channel)
+        self._privacy = privacy_pb2_grpc.PrivacyServiceStub(self._channel)
+        self._tokens = token_pb2_grpc.TokenServiceStub(self._channel)
 
     async def close(self) -> None:
         """Closes the channel."""
@@ -358,6 +379,40 @@ class JourneysClient:
                 getattr(request, field).FromMilliseconds(ms)
         stub = simulation_pb2_grpc.SimulationServiceStub(self._channel)
         return await self._call(stub.SimulateJourney, request)
+
+    # Access tokens
+
+    async def create_token(
+        self,
+        role: token_pb2.TokenRole.ValueType,
+        *,
+        name: str = "",
+        destination_ids: Sequence[str] = (),
+        space: str | None = None,
+    ) -> token_pb2.CreateTokenResponse:
+        """Creates a token for the space (``"*"``: every space); the response holds
+        its secret, which is never shown again."""
+        request = token_pb2.CreateTokenRequest(
+            space_id=self._space(space), role=role, name=name, destination_ids=destination_ids
+        )
+        return await self._call(self._tokens.CreateToken, request)
+
+    async def list_tokens(self, *, space: str | None = None) -> list[token_pb2.Token]:
+        """Every token of the space (``"*"``: every token), oldest first."""
+
+        async def fetch(page_token: str) -> tuple[Sequence[token_pb2.Token], str]:
+            request = token_pb2.ListTokensRequest(
+                space_id=self._space(space), page_token=page_token
+            )
+            page = await self._call(self._tokens.ListTokens, request)
+            return page.tokens, page.next_page_token
+
+        return await self._all(fetch)
+
+    async def revoke_token(self, token_id: str, *, space: str | None = None) -> token_pb2.Token:
+        """Revokes a token of the space (``"*"``: of any space); returns it as it was."""
+        request = token_pb2.RevokeTokenRequest(space_id=self._space(space), token_id=token_id)
+        return (await self._call(self._tokens.RevokeToken, request)).token
 
     # Audiences
 
@@ -756,6 +811,56 @@ class JourneysClient:
             return response.entries, response.next_page_token
 
         return await self._all(fetch)
+
+    # Privacy
+
+    async def delete_profile(
+        self,
+        user_id: str | None = None,
+        *,
+        anonymous_id: str | None = None,
+        suppress: bool = False,
+        space: str | None = None,
+    ) -> privacy_pb2.DeleteProfileResponse:
+        """Deletes a profile and everything about it, by user id or (instead) by
+        anonymous id; its runs end, sending "exited" / "removed" to the
+        destinations it is a member of. With ``suppress``, its ids' later messages
+        are refused for the server's suppression period. An unknown profile is no
+        error (``deleted`` is false)."""
+        request = privacy_pb2.DeleteProfileRequest(
+            space_id=self._space(space),
+            user_id=user_id or "",
+            anonymous_id=anonymous_id or "",
+            suppress=suppress,
+        )
+        return await self._call(self._privacy.DeleteProfile, request)
+
+    async def get_suppression(
+        self,
+        user_id: str | None = None,
+        *,
+        anonymous_id: str | None = None,
+        space: str | None = None,
+    ) -> privacy_pb2.GetSuppressionResponse:
+        """Whether messages with a user id (or an anonymous id) are refused now."""
+        request = privacy_pb2.GetSuppressionRequest(
+            space_id=self._space(space), user_id=user_id or "", anonymous_id=anonymous_id or ""
+        )
+        return await self._call(self._privacy.GetSuppression, request)
+
+    async def delete_suppression(
+        self,
+        user_id: str | None = None,
+        *,
+        anonymous_id: str | None = None,
+        space: str | None = None,
+    ) -> bool:
+        """Lifts a user id's (or an anonymous id's) suppression; returns whether
+        it was suppressed."""
+        request = privacy_pb2.DeleteSuppressionRequest(
+            space_id=self._space(space), user_id=user_id or "", anonymous_id=anonymous_id or ""
+        )
+        return (await self._call(self._privacy.DeleteSuppression, request)).existed
 
     # Clock
 

@@ -113,6 +113,10 @@ class _CauseKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CauseKind.V
     """The journey was published with historical data: the profile's retained
     history matched the entry condition at the publish time.
     """
+    CAUSE_KIND_DELETION: _CauseKind.ValueType  # 6
+    """The profile was deleted (PrivacyService.DeleteProfile): its runs ended.
+    Its timeline goes with it, so a stored timeline never shows this cause.
+    """
 
 class CauseKind(_CauseKind, metaclass=_CauseKindEnumTypeWrapper): ...
 
@@ -128,6 +132,10 @@ CAUSE_KIND_JOURNEY: CauseKind.ValueType  # 4
 CAUSE_KIND_HISTORY: CauseKind.ValueType  # 5
 """The journey was published with historical data: the profile's retained
 history matched the entry condition at the publish time.
+"""
+CAUSE_KIND_DELETION: CauseKind.ValueType  # 6
+"""The profile was deleted (PrivacyService.DeleteProfile): its runs ended.
+Its timeline goes with it, so a stored timeline never shows this cause.
 """
 Global___CauseKind: _TypeAlias = CauseKind  # noqa: Y015
 
@@ -721,8 +729,8 @@ class TimelineEntry(_message.Message):
     step_id: _builtins.str
     """Unset for ENTERED and EXITED."""
     reason: _builtins.str
-    """PASSED: duration, condition or branches; EXITED: exit_after or
-    exit_condition.
+    """PASSED: duration, condition or branches; EXITED: exit_after,
+    exit_condition, archived or deleted.
     """
     branch: _builtins.str
     """SPLIT: "true" or "false"; BRANCH_TAKEN: the branch's name."""
