@@ -25,8 +25,8 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 from enum import StrEnum
+from typing import Any
 
 from journeys_engine.catalog.paging import Page, PageRequest
 from journeys_engine.catalog.spaces import DEFAULT_SPACE
@@ -39,7 +39,7 @@ from journeys_engine.store.database import Database
 __all__ = ["ALL_SPACES", "SECRET_PREFIX", "Role", "Token", "Tokens"]
 
 ALL_SPACES = "*"
-SECRET_PREFIX = "jt_"
+SECRET_PREFIX = "jt_"  # noqa: S105 - how every secret begins, not a secret
 MAX_NAME_LENGTH = 200
 MAX_DESTINATIONS = 100
 _MISS_RELOAD_SECONDS = 1.0  # an unknown secret re-reads the table at most this often

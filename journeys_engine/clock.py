@@ -89,7 +89,8 @@ MAX_INSTANT_MS = 253_402_300_799_999
 def format_ms(ms: int) -> str:
     """ISO 8601 UTC with milliseconds and ``Z``, e.g. ``2026-01-02T03:04:05.006Z``."""
     dt = datetime.fromtimestamp(ms // 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+    # (%Y does not pad years before 1000 to four digits everywhere; ISO 8601 wants them.)
+    return f"{dt.year:04d}" + dt.strftime("-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
 
 
 def parse_iso_ms(text: str) -> int:

@@ -822,6 +822,11 @@ class Engine:
         self._closed = True
         try:
             await self.operations.close()
+            # A clock move or catalog change under way runs on after its caller was
+            # cancelled (it is shielded, never left half made): it ends before the
+            # database closes under it.
+            async with self._exclusive:
+                pass
             if self._replay is not None:
                 with contextlib.suppress(Exception):
                     await self._replay

@@ -11,7 +11,7 @@
     │   ├── LifecycleError        a lifecycle move or edit the status forbids
     │   ├── LimitExceededError    a space-level limit, e.g. live journeys
     │   └── InUseError            a definition still used by others
-    ├── ResourceExhaustedError    a bound is reached; retry later
+    ├── ResourceExhaustedError    a bound is reached; retry later (``retry_after_ms``)
     │   └── QueueFullError        a shard's queue is full (a non-waiting put)
     └── StorageError              the database cannot be opened or used
         └── StoppedError          applying failed earlier; only a restart recovers
@@ -40,6 +40,7 @@ __all__ = [
     "ResourceExhaustedError",
     "StorageError",
     "StoppedError",
+    "shown",
 ]
 
 
@@ -69,6 +70,17 @@ class PreconditionViolation:
     type: str
     subject: str
     description: str
+
+
+_SHOWN_CHARACTERS = 80
+
+
+def shown(value: str) -> str:
+    """A value from a request as a message quotes it: ``repr``, cut when it is long
+    (a message echoes input, and must stay short whatever the input)."""
+    if len(value) <= _SHOWN_CHARACTERS:
+        return repr(value)
+    return f"{value[:_SHOWN_CHARACTERS]!r}\u2026 ({len(value)} characters)"
 
 
 class JourneysError(Exception):
@@ -120,10 +132,10 @@ class NotFoundError(JourneysError):
         self.kind = kind
         self.id = id
         self.space_id = space_id
-        where = f" in space {space_id!r}" if space_id is not None else ""
+        where = f" in space {shown(space_id)}" if space_id is not None else ""
         if parent is not None:  # for example "journey 'welcome'"
             where = f" in {parent}" + where
-        super().__init__(f"{kind} {id!r} not found{where}")
+        super().__init__(f"{kind} {shown(id)} not found{where}")
 
 
 class AlreadyExistsError(JourneysError):
@@ -133,8 +145,8 @@ class AlreadyExistsError(JourneysError):
         self.kind = kind
         self.id = id
         self.space_id = space_id
-        where = f" in space {space_id!r}" if space_id is not None else ""
-        super().__init__(f"{kind} {id!r} already exists{where}")
+        where = f" in space {shown(space_id)}" if space_id is not None else ""
+        super().__init__(f"{kind} {shown(id)} already exists{where}")
 
 
 class FailedPreconditionError(JourneysError):
@@ -158,7 +170,16 @@ class InUseError(FailedPreconditionError):
 
 
 class ResourceExhaustedError(JourneysError):
-    """A bound is reached (queues, limits on load); the caller may retry later."""
+    """A bound is reached (queues, limits on load); the caller may retry later.
+
+    Attributes:
+        retry_after_ms: How long the caller should wait before retrying, when
+            known (the gRPC edge sends it as a ``google.rpc.RetryInfo``).
+    """
+
+    def __init__(self, message: str, *, retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
 
 
 class QueueFullError(ResourceExhaustedError):

@@ -4,6 +4,14 @@ One file holds a server's whole state. It runs in WAL mode with
 ``synchronous=NORMAL`` (durable across a killed process) or ``FULL`` (also across
 power loss). The schema version lives in ``PRAGMA user_version`` and migrates
 forward on open; a database written by a newer server is refused untouched.
+
+The file is created readable and writable by its owner alone; SQLite gives its
+``-wal`` and ``-shm`` files the database's permissions. Every statement takes its
+values as parameters; only fixed identifiers from the code itself are ever put into
+SQL text (``tests/engine/test_sql_safety.py`` checks this). A database that cannot
+be used — not a file, not writable, full, damaged, too new — is refused when it is
+opened, with a message naming it and saying what to do, and an open that fails
+leaves no file it created behind.
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import stat
+import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -48,23 +58,45 @@ class Database:
             fsync: ``synchronous=FULL`` (power-loss safe) instead of ``NORMAL``.
 
         Raises:
-            StorageError: the file is not a usable database of a known version.
+            StorageError: the path is not a file this process can create or write
+                (a directory, a device, a missing or read-only folder), or not a
+                usable database of a known version (damaged, too new, on a full
+                disk); the message names it and says what to do.
         """
         name = os.fspath(path)
+        created = False
         if name != ":memory:":
-            create_owner_only(Path(name), "database", exist_ok=True)
+            created = create_owner_only(Path(name), "database", exist_ok=True)
+            if not created:
+                _check_writable_file(name)
         try:
-            conn = await aiosqlite.connect(name, isolation_level=None)
+            return await cls._open(name, fsync=fsync)
+        except StorageError:
+            if created:
+                _remove_created(name)
+            raise
+
+    @classmethod
+    async def _open(cls, name: str, *, fsync: bool) -> Database:
+        pending = aiosqlite.connect(name, isolation_level=None)
+        try:
+            conn = await pending
         except (sqlite3.Error, OSError) as err:
-            raise StorageError(f"cannot open database {name!r}: {err}") from err
+            await _stopped(pending)
+            raise StorageError(f"cannot open database {name!r}: {err}; {_advice(err)}") from err
         db = cls(conn, name)
         try:
             await db._prepare(fsync=fsync)
-        except sqlite3.DatabaseError as err:
+        except sqlite3.Error as err:
             await conn.close()
-            raise StorageError(f"database {name!r} cannot be used: {err}") from err
-        except StorageError:
+            raise StorageError(f"database {name!r} cannot be used: {err}; {_advice(err)}") from err
+        except StorageError as err:
             await conn.close()
+            cause = err.__cause__
+            if isinstance(cause, sqlite3.Error):  # (from a transaction: name the file)
+                raise StorageError(
+                    f"database {name!r} cannot be used: {cause}; {_advice(cause)}"
+                ) from cause
             raise
         return db
 
@@ -88,7 +120,13 @@ class Database:
             async with self.transaction() as tx:
                 for statement in MIGRATIONS[target - 1]:
                     await tx.execute(statement)
-                await tx.execute(f"PRAGMA user_version={target}")
+                await tx.execute(f"PRAGMA user_version={int(target)}")
+        if version == SCHEMA_VERSION and self.path != ":memory:":
+            # One small write at every open, so that a database that cannot be
+            # written (read-only, a full disk) is reported now, not at the first
+            # message taken.
+            async with self.transaction() as tx:
+                await tx.execute(f"PRAGMA user_version={int(version)}")
 
     async def _scalar(self, sql: str) -> int:
         async with self._conn.execute(sql) as cursor:
@@ -182,9 +220,10 @@ class Tx:
         return rowid
 
 
-def create_owner_only(path: Path, what: str, *, exist_ok: bool) -> None:
+def create_owner_only(path: Path, what: str, *, exist_ok: bool) -> bool:
     """Creates ``path`` empty, readable and writable by its owner alone (``O_EXCL``:
     a symbolic link in its place is never followed); ``what`` names it in errors.
+    Returns whether it was created (False: it existed, and ``exist_ok``).
 
     Raises:
         AlreadyExistsError: it exists (kind ``file``), unless ``exist_ok``.
@@ -194,8 +233,67 @@ def create_owner_only(path: Path, what: str, *, exist_ok: bool) -> None:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
         if exist_ok:
-            return
+            return False
         raise AlreadyExistsError(kind="file", id=str(path)) from None
     except OSError as err:
-        raise StorageError(f"cannot create {what} {str(path)!r}: {err.strerror}") from err
+        raise StorageError(
+            f"cannot create {what} {str(path)!r}: {err.strerror}; its folder must exist "
+            "and be writable by this user"
+        ) from err
     os.close(fd)
+    return True
+
+
+def _check_writable_file(name: str) -> None:
+    """Refuses an existing database path that is not a regular file this process can
+    write, before SQLite opens it (and creates files beside it)."""
+    try:
+        mode = os.stat(name).st_mode
+    except OSError as err:
+        raise StorageError(f"cannot open database {name!r}: {err.strerror}") from err
+    if stat.S_ISDIR(mode):
+        raise StorageError(f"database {name!r} is a directory: name a file (a new one is created)")
+    if not stat.S_ISREG(mode):
+        raise StorageError(
+            f"database {name!r} is not a regular file (a device, a pipe or a socket): "
+            "name a file (a new one is created)"
+        )
+    try:  # (also for root: a read-only file system, an immutable file)
+        fd = os.open(name, os.O_RDWR)
+    except OSError as err:
+        raise StorageError(
+            f"database {name!r} cannot be written ({err.strerror}): make it writable by "
+            "this user, or name another file"
+        ) from err
+    os.close(fd)
+
+
+def _advice(err: BaseException) -> str:
+    """What to do about an SQLite error met opening a database."""
+    code = getattr(err, "sqlite_errorname", "")
+    if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        return (
+            "it is not a journeys database, or it is damaged: name another file, "
+            "or restore a backup"
+        )
+    if code.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+        return "check that its disk has room and can be written, or name another file"
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return "another process holds it locked: stop that process, or name another file"
+    return "make the file and its folder writable by this user, or name another file"
+
+
+async def _stopped(pending: aiosqlite.Connection) -> None:
+    """Waits for the thread of a connection that failed to open: it was told to stop,
+    and would report that to a closed event loop if the loop ended first."""
+    thread = getattr(pending, "_thread", None)
+    if isinstance(thread, threading.Thread) and thread.is_alive():
+        await asyncio.to_thread(thread.join, 5.0)
+
+
+def _remove_created(name: str) -> None:
+    """Removes a database file this process created for an open that failed, and the
+    files SQLite made beside it."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name + suffix)

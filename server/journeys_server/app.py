@@ -159,7 +159,7 @@ class ServerSettings:
     max_concurrent_calls: int = 1000
     max_receive_message_bytes: int = 4 * 1024 * 1024
     max_send_message_bytes: int = 4 * 1024 * 1024
-    max_ingest_messages: int = 10_000
+    max_ingest_messages: int = 5_000
     max_ingest_waiting: int = 10_000
     stream_window_bytes: int = 256 * 1024
     max_connections: int = 1000

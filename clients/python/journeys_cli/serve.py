@@ -120,14 +120,14 @@ def _duration_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
     "--max-receive-message-bytes",
     default=_SERVE.max_receive_message_bytes,
     show_default=True,
-    type=click.IntRange(1024),
+    type=click.IntRange(1024 * 1024),  # above the largest ingest batch (500 KB)
     help="Largest request message taken; larger ones are refused undecoded.",
 )
 @click.option(
     "--max-send-message-bytes",
     default=_SERVE.max_send_message_bytes,
     show_default=True,
-    type=click.IntRange(1024),
+    type=click.IntRange(2 * 1024 * 1024),  # a backup chunk is 1 MiB and a little more
     help="Largest response message sent; a call that would send more fails.",
 )
 @click.option(

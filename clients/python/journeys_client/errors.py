@@ -2,7 +2,8 @@
 
 ::
 
-    JourneysClientError           code, message, field_violations, precondition_violations
+    JourneysClientError           code, message, field_violations, precondition_violations,
+    │                             retry_delay
     ├── FileFormatError           (journeys_client.files) journey files that cannot be sent
     ├── InvalidArgumentError      INVALID_ARGUMENT (field_violations name each bad field)
     ├── NotFoundError             NOT_FOUND
@@ -10,13 +11,14 @@
     ├── FailedPreconditionError   FAILED_PRECONDITION (precondition_violations say why)
     ├── PermissionDeniedError     PERMISSION_DENIED
     ├── UnauthenticatedError      UNAUTHENTICATED
-    ├── ResourceExhaustedError    RESOURCE_EXHAUSTED
+    ├── ResourceExhaustedError    RESOURCE_EXHAUSTED (a limit; retry_delay says when to retry)
     ├── UnavailableError          UNAVAILABLE (server down or unreachable)
     └── DeadlineExceededError     DEADLINE_EXCEEDED
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import grpc
@@ -57,7 +59,11 @@ class PreconditionViolation:
 
 
 class JourneysClientError(Exception):
-    """A call failed; carries the server's status (None for client-side errors) and details."""
+    """A call failed; carries the server's status (None for client-side errors) and details.
+
+    ``retry_delay`` is the seconds the server asks the caller to wait before trying
+    again (its ``google.rpc.RetryInfo``), or None when it gave no advice.
+    """
 
     def __init__(
         self,
@@ -66,12 +72,14 @@ class JourneysClientError(Exception):
         *,
         field_violations: tuple[FieldViolation, ...] = (),
         precondition_violations: tuple[PreconditionViolation, ...] = (),
+        retry_delay: float | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field_violations = field_violations
         self.precondition_violations = precondition_violations
+        self.retry_delay = retry_delay
 
     def __str__(self) -> str:
         # The server's message already lists invalid fields; show them once, one per line.
@@ -106,7 +114,8 @@ class UnauthenticatedError(JourneysClientError):
 
 
 class ResourceExhaustedError(JourneysClientError):
-    """A limit was reached; retry later or send less."""
+    """A limit was reached; retry later (after ``retry_delay`` seconds when the server
+    said) or send less."""
 
 
 class UnavailableError(JourneysClientError):
@@ -137,8 +146,11 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> JourneysClientError:
     """The client exception for a failed call, with the server's rich details."""
     code = error.code()
     message = error.details() or code.name
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        message = _explained(message)
     fields: list[FieldViolation] = []
     preconditions: list[PreconditionViolation] = []
+    retry_delay: float | None = None
     for key, value in error.trailing_metadata() or ():
         if key != _DETAILS_KEY or not isinstance(value, bytes):
             continue
@@ -146,6 +158,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> JourneysClientError:
         for detail in status.details:
             bad = error_details_pb2.BadRequest()
             failure = error_details_pb2.PreconditionFailure()
+            retry = error_details_pb2.RetryInfo()
             if detail.Unpack(bad):
                 fields += [FieldViolation(v.field, v.description) for v in bad.field_violations]
             elif detail.Unpack(failure):
@@ -153,10 +166,46 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> JourneysClientError:
                     PreconditionViolation(v.type, v.subject, v.description)
                     for v in failure.violations
                 ]
+            elif detail.Unpack(retry):
+                retry_delay = retry.retry_delay.ToMilliseconds() / 1000
     cls = _CLASSES.get(code, JourneysClientError)
     return cls(
         code,
         message,
         field_violations=tuple(fields),
         precondition_violations=tuple(preconditions),
+        retry_delay=retry_delay,
+    )
+
+
+# gRPC itself refuses some calls before the server's code sees them, in words of its own.
+_SIZE = re.compile(r"(CLIENT|SERVER): (Received|Sent) message larger than max \((\d+) vs\. (\d+)\)")
+_CONCURRENT = "Concurrent RPC limit exceeded!"
+
+
+def _explained(message: str) -> str:
+    """gRPC's own words for a limit, said in terms of what to do."""
+    if _CONCURRENT in message:
+        return (
+            "the server is running as many calls at once as it allows "
+            "(journeys serve --max-concurrent-calls); retry after a backoff"
+        )
+    found = _SIZE.search(message)
+    if found is None:
+        return message
+    side, direction, size, limit = found.groups()
+    if side == "SERVER" and direction == "Received":
+        return (
+            f"the request is {size} bytes, more than the server takes in one message "
+            f"({limit}, journeys serve --max-receive-message-bytes): send less in each call"
+        )
+    if side == "SERVER":
+        return (
+            f"the response would be {size} bytes, more than the server sends in one "
+            f"message ({limit}, journeys serve --max-send-message-bytes): ask for less "
+            "(a smaller page)"
+        )
+    return (
+        f"the response is {size} bytes, more than this client takes in one message "
+        f"({limit}): ask for less (a smaller page)"
     )

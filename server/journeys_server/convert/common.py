@@ -10,11 +10,20 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from journeys_engine.errors import FieldViolation, InvalidArgumentError
 
-__all__ = ["Problems", "duration_ms", "duration_proto", "timestamp_proto"]
+__all__ = [
+    "Problems",
+    "duration_ms",
+    "duration_proto",
+    "timestamp_ms",
+    "timestamp_problem",
+    "timestamp_proto",
+]
 
 _STEP = re.compile(r"^journey\.steps\[(\d+)\]")
 _NANOS_PER_MS = 1_000_000
 _NANOS_PER_SECOND = 1_000_000_000
+_MIN_SECONDS = -62_135_596_800  # 0001-01-01T00:00:00Z, the first instant a Timestamp holds
+_MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z, the last
 
 
 class Problems:
@@ -53,7 +62,11 @@ class Problems:
 
 
 def timestamp_proto(ms: int | None) -> Timestamp | None:
-    if ms is None:
+    """The wire form of an instant; None (the field unset) for no instant, and for one
+    a Timestamp cannot hold. Only a time after 9999-12-31 is such an instant (a wait
+    ending past the last day, say): the clock never goes there, so it never comes,
+    as an unset time says."""
+    if ms is None or not _MIN_SECONDS * 1000 <= ms <= _MAX_SECONDS * 1000 + 999:
         return None
     ts = Timestamp()
     ts.FromMilliseconds(ms)
@@ -66,6 +79,25 @@ def duration_proto(ms: int | None) -> Duration | None:
     d = Duration()
     d.FromMilliseconds(ms)
     return d
+
+
+def timestamp_problem(ts: Timestamp) -> str | None:
+    """Why a Timestamp is not one (outside 0001-01-01..9999-12-31, or nanos out of
+    range), or None when it is."""
+    if not _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS:
+        return "is not a valid timestamp (it must be between 0001-01-01 and 9999-12-31)"
+    if not 0 <= ts.nanos < _NANOS_PER_SECOND:
+        return "is not a valid timestamp (nanos must be from 0 to 999,999,999)"
+    return None
+
+
+def timestamp_ms(ts: Timestamp, path: str, problems: Problems) -> int:
+    """A Timestamp in milliseconds; reports one that is not valid (and gives 0 for it)."""
+    problem = timestamp_problem(ts)
+    if problem is not None:
+        problems.report(path, problem)
+        return 0
+    return ts.ToMilliseconds()
 
 
 def duration_ms(d: Duration, path: str, problems: Problems) -> int:

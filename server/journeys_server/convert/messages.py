@@ -8,10 +8,11 @@ from google.protobuf import struct_pb2
 from journeys.v1 import ingest_pb2, subscription_pb2
 
 from journeys_engine.clock import format_ms
+from journeys_engine.errors import FieldViolation
 from journeys_engine.store.durable import OutboxRecord
-from journeys_server.convert.common import timestamp_proto
+from journeys_server.convert.common import timestamp_problem, timestamp_proto
 
-__all__ = ["call_to_proto", "message_to_json", "struct_to_dict"]
+__all__ = ["call_to_proto", "message_problems", "message_to_json", "struct_to_dict"]
 
 _TYPES = {
     ingest_pb2.MESSAGE_TYPE_TRACK: "track",
@@ -44,10 +45,23 @@ def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     return {key: _value(value) for key, value in struct.fields.items()}
 
 
+def message_problems(message: ingest_pb2.SegmentMessage, path: str) -> list[FieldViolation]:
+    """What only the wire form of a message can get wrong (a Timestamp that is not
+    one); :func:`message_to_json` takes a message without such problems."""
+    problems = []
+    for field in ("timestamp", "sent_at"):
+        if message.HasField(field):
+            problem = timestamp_problem(getattr(message, field))
+            if problem is not None:
+                problems.append(FieldViolation(f"{path}.{field}", problem))
+    return problems
+
+
 def message_to_json(message: ingest_pb2.SegmentMessage) -> dict[str, Any]:
     """A wire message as Segment JSON, for the engine's own checks.
 
-    An unknown type becomes a type the engine refuses by name.
+    An unknown type becomes a type the engine refuses by name. The message has
+    no :func:`message_problems`.
     """
     out: dict[str, Any] = {"type": _TYPES.get(message.type, f"unknown ({message.type})")}
     for field, key in (

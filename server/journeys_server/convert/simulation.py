@@ -16,9 +16,9 @@ from journeys_engine.errors import FieldViolation
 from journeys_engine.model import Journey
 from journeys_engine.simulation import Advance, AdvanceTo, Receive, ScriptStep, Simulation
 from journeys_engine.store.durable import OutboxRecord
-from journeys_server.convert.common import Problems, duration_ms, timestamp_proto
+from journeys_server.convert.common import Problems, duration_ms, timestamp_ms, timestamp_proto
 from journeys_server.convert.journeys import journey_from_proto, journey_to_proto
-from journeys_server.convert.messages import call_to_proto, message_to_json
+from journeys_server.convert.messages import call_to_proto, message_problems, message_to_json
 from journeys_server.convert.reporting import report_to_proto
 
 __all__ = ["SimulationRequest", "simulation_from_proto", "simulation_to_proto"]
@@ -84,12 +84,14 @@ def simulation_from_proto(
                         f"{path}.message",
                         f"is {size} bytes; a message is at most {max_message_bytes} bytes",
                     )
+                elif wire := message_problems(step.message, f"{path}.message"):
+                    problems.found.extend(wire)
                 else:
                     decoded = Receive(message_to_json(step.message))
             case "advance":
                 decoded = Advance(duration_ms(step.advance, f"{path}.advance", problems))
             case "advance_to":
-                decoded = AdvanceTo(step.advance_to.ToMilliseconds())
+                decoded = AdvanceTo(timestamp_ms(step.advance_to, f"{path}.advance_to", problems))
             case _:
                 problems.report(path, "must hold a message, an advance or an advance_to")
         if decoded is not None and len(problems.found) == found:
@@ -100,8 +102,16 @@ def simulation_from_proto(
         journey=journey,
         steps=tuple(steps),
         positions=tuple(positions),
-        start_time=request.start_time.ToMilliseconds() if request.HasField("start_time") else None,
-        end_time=request.end_time.ToMilliseconds() if request.HasField("end_time") else None,
+        start_time=(
+            timestamp_ms(request.start_time, "start_time", problems)
+            if request.HasField("start_time")
+            else None
+        ),
+        end_time=(
+            timestamp_ms(request.end_time, "end_time", problems)
+            if request.HasField("end_time")
+            else None
+        ),
     )
 
 

@@ -8,7 +8,7 @@ import grpc
 from journeys.v1 import clock_pb2, clock_pb2_grpc
 
 from journeys_engine import Engine, InvalidArgumentError
-from journeys_server.convert.common import Problems, duration_ms, timestamp_proto
+from journeys_server.convert.common import Problems, duration_ms, timestamp_ms, timestamp_proto
 from journeys_server.errors import handle_errors
 
 __all__ = ["ClockServicer"]
@@ -49,5 +49,8 @@ class ClockServicer(clock_pb2_grpc.ClockServiceServicer):
     ) -> clock_pb2.SetTimeResponse:
         if not request.HasField("time"):
             raise InvalidArgumentError.single("time", "is required")
-        await self._engine.advance_to(request.time.ToMilliseconds())
+        problems = Problems()
+        ms = timestamp_ms(request.time, "time", problems)
+        problems.raise_any()
+        await self._engine.advance_to(ms)
         return clock_pb2.SetTimeResponse(now=self._now())

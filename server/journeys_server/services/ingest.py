@@ -1,4 +1,11 @@
-"""``journeys.v1.IngestService``: batches of Segment messages, acknowledged once logged."""
+"""``journeys.v1.IngestService``: batches of Segment messages, acknowledged once logged.
+
+Overload: a bounded number of messages is taken in at once
+(:mod:`journeys_server.admission`). A stream's next batch waits for its turn, so
+gRPC flow control holds a fast sender back; a unary call waits too while few others
+do, and beyond that is refused with ``RESOURCE_EXHAUSTED`` and a retry delay.
+Either way the memory held by ingestion stays bounded, however much is sent.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,8 @@ import grpc
 from journeys.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
 
 from journeys_engine import Engine, FieldViolation, InvalidArgumentError
-from journeys_server.convert import message_to_json
+from journeys_server.admission import Admission
+from journeys_server.convert.messages import message_problems, message_to_json
 from journeys_server.errors import handle_errors, handle_stream_errors
 
 __all__ = ["IngestServicer"]
@@ -18,12 +26,23 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    """Ingestion over gRPC, unary and streamed."""
+    """Ingestion over gRPC, unary and streamed.
 
-    def __init__(self, engine: Engine) -> None:
+    Args:
+        engine: The engine.
+        max_messages: Messages taken in at once (see :class:`Admission`).
+        max_waiting: Messages of unary calls that may wait for a turn; a call
+            that would take the line past it is refused.
+    """
+
+    def __init__(
+        self, engine: Engine, *, max_messages: int = 5_000, max_waiting: int = 10_000
+    ) -> None:
         self._engine = engine
+        self.admission = Admission(max_messages, max_waiting)
 
-    async def _ingest(self, request: ingest_pb2.IngestRequest) -> ingest_pb2.IngestResponse:
+    def _check_size(self, request: ingest_pb2.IngestRequest) -> None:
+        """Refuses a batch over the limits before it waits for a turn."""
         limits = self._engine.settings.limits
         count = len(request.messages)
         if count > limits.max_batch_messages:
@@ -35,6 +54,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             raise InvalidArgumentError.single(
                 "messages", f"is {size} bytes; a batch is at most {limits.max_batch_bytes} bytes"
             )
+
+    async def _ingest(self, request: ingest_pb2.IngestRequest) -> ingest_pb2.IngestResponse:
+        limits = self._engine.settings.limits
         errors: dict[int, tuple[FieldViolation, ...]] = {}
         sendable: list[dict[str, Any]] = []
         indexes: list[int] = []
@@ -48,6 +70,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                         f"{limits.max_message_bytes} bytes",
                     ),
                 )
+                continue
+            problems = message_problems(message, f"messages[{i}]")
+            if problems:
+                errors[i] = tuple(problems)
                 continue
             sendable.append(message_to_json(message))
             indexes.append(i)
@@ -82,13 +108,19 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def Ingest(
         self, request: ingest_pb2.IngestRequest, context: Context
     ) -> ingest_pb2.IngestResponse:
-        return await self._ingest(request)
+        self._check_size(request)
+        async with self.admission.turn(len(request.messages), caller=context.peer(), unary=True):
+            return await self._ingest(request)
 
     @handle_stream_errors
     async def IngestStream(
         self, request_iterator: AsyncIterator[ingest_pb2.IngestRequest], context: Context
     ) -> AsyncIterator[ingest_pb2.IngestResponse]:
-        # One batch at a time: the next is read only once this one is logged and
-        # queued, so gRPC flow control holds a fast sender back.
+        # One batch at a time: the next is read only once this one has had its turn
+        # and is logged and queued, so gRPC flow control holds a fast sender back.
+        caller = context.peer()
         async for request in request_iterator:
-            yield await self._ingest(request)
+            self._check_size(request)
+            async with self.admission.turn(len(request.messages), caller=caller, unary=False):
+                response = await self._ingest(request)
+            yield response

@@ -11,7 +11,7 @@ from journeys_engine import Engine, InvalidArgumentError
 from journeys_engine.simulation import Simulation, simulate_journey
 from journeys_server.convert import Problems
 from journeys_server.convert.simulation import simulation_from_proto, simulation_to_proto
-from journeys_server.errors import handle_errors
+from journeys_server.errors import handle_read_errors
 from journeys_server.services.requests import checked_write
 
 __all__ = ["SimulationServicer"]
@@ -26,7 +26,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    @handle_errors
+    @handle_read_errors
     async def SimulateJourney(
         self, request: simulation_pb2.SimulateJourneyRequest, context: Context
     ) -> simulation_pb2.SimulateJourneyResponse:
