@@ -31,9 +31,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 from journeys.v1 import ingest_pb2, ingest_pb2_grpc, subscription_pb2, subscription_pb2_grpc
 from journeys_client import JourneysClient, ResourceExhaustedError
+from journeys_client.errors import from_rpc_error
 
 from tests.helpers.live import apply_yaml
 from tests.helpers.processes import ServerProcess
@@ -115,17 +115,6 @@ def _batch(size: int) -> ingest_pb2.IngestRequest:
     return request
 
 
-def _retry_delay(error: grpc.aio.AioRpcError) -> float | None:
-    """The ``google.rpc.RetryInfo`` delay of a failed call, in seconds."""
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            for detail in status_pb2.Status.FromString(value).details:
-                info = error_details_pb2.RetryInfo()
-                if detail.Unpack(info):
-                    return info.retry_delay.ToMilliseconds() / 1000
-    return None
-
-
 async def _unary_flooder(
     stub: ingest_pb2_grpc.IngestServiceAsyncStub, stop: asyncio.Event, tally: Tally
 ) -> None:
@@ -134,7 +123,7 @@ async def _unary_flooder(
         try:
             response = await stub.Ingest(request, timeout=120)
         except grpc.aio.AioRpcError as err:
-            delay = _retry_delay(err)
+            delay = from_rpc_error(err).retry_delay
             if err.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED or delay is None:
                 tally.other_errors.append(f"Ingest: {err.code().name}: {err.details()}")
                 return

@@ -12,7 +12,6 @@ from typing import Any
 import grpc
 import journeys_server.app
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 from journeys.v1 import (
     definition_pb2,
     ingest_pb2,
@@ -21,6 +20,7 @@ from journeys.v1 import (
     subscription_pb2_grpc,
 )
 from journeys_client import JourneysClient, ResourceExhaustedError, UnavailableError
+from journeys_client.errors import from_rpc_error
 from journeys_server import JourneysServer, ServerSettings
 from journeys_server.admission import Admission
 from journeys_server.services.ingest import IngestServicer
@@ -77,16 +77,6 @@ def track(user: str, n: int = 0, **properties: Any) -> dict[str, Any]:
         "messageId": f"{user}-{n}",
         "properties": properties,
     }
-
-
-def retry_delay(error: grpc.aio.AioRpcError) -> float | None:
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            for detail in status_pb2.Status.FromString(value).details:
-                info = error_details_pb2.RetryInfo()
-                if detail.Unpack(info):
-                    return info.retry_delay.ToMilliseconds() / 1000
-    return None
 
 
 # Calls at once
@@ -218,7 +208,7 @@ async def test_unary_ingest_beyond_the_line_is_refused_with_retry_advice_and_str
             with pytest.raises(grpc.aio.AioRpcError) as raw:
                 await stub.Ingest(request)
             assert raw.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert retry_delay(raw.value) == 1.0
+            assert from_rpc_error(raw.value).retry_delay == 1.0
             assert "retry after 1 s, with backoff, or send over IngestStream" in (
                 raw.value.details() or ""
             )
