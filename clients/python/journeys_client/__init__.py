@@ -16,8 +16,10 @@ from journeys_client.errors import (
     UnavailableError,
 )
 from journeys_client.files import FileFormatError, dump_documents, load_file, parse_documents
+from journeys_client.ingester import Ingester
 from journeys_client.messages import segment_message
 from journeys_client.sending import MessageProblem, SendReport
+from journeys_client.sync import JourneysSyncClient
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -27,9 +29,11 @@ __all__ = [
     "FailedPreconditionError",
     "FieldViolation",
     "FileFormatError",
+    "Ingester",
     "InvalidArgumentError",
     "JourneysClient",
     "JourneysClientError",
+    "JourneysSyncClient",
     "MessageProblem",
     "NotFoundError",
     "PermissionDeniedError",

@@ -53,6 +53,7 @@ from journeys.v1 import (
 
 from journeys_client.channels import open_channel
 from journeys_client.errors import JourneysClientError, UnavailableError, from_rpc_error
+from journeys_client.ingester import Ingester
 from journeys_client.messages import segment_message
 from journeys_client.sending import SendReport, send_messages
 
@@ -633,6 +634,34 @@ class JourneysClient:
             batch_id=batch_id,
         )
         return await self._call(self._ingest.Ingest, request)
+
+    def ingester(
+        self,
+        *,
+        batch_size: int = 500,
+        linger: float = 0.05,
+        max_buffered: int = 10_000,
+        retries: int = 10,
+        space: str | None = None,
+    ) -> Ingester:
+        """A background sender for messages produced one at a time: ``add`` each,
+        batches go over ``IngestStream`` (resent, without duplicates, when the
+        connection drops). Use as ``async with``; see :class:`Ingester`.
+
+        Example::
+
+            async with client.ingester() as ingester:
+                async for event in collector:
+                    await ingester.add(event)
+        """
+        return Ingester(
+            self._ingest,
+            self._space(space),
+            batch_size=batch_size,
+            linger=linger,
+            max_buffered=max_buffered,
+            retries=retries,
+        )
 
     async def send(
         self,
