@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pool, json_format
@@ -51,19 +52,21 @@ def test_every_recipe_works_through_reflection(tmp_path: Path) -> None:
                 method = pool.FindServiceByName(service_name).FindMethodByName(name)
                 request = json_format.Parse(body, GetMessageClass(method.input_type)())
                 response_class = GetMessageClass(method.output_type)
-                call = (channel.unary_stream if method.server_streaming else channel.unary_unary)(
-                    f"/{method_name}",
-                    request_serializer=lambda m: m.SerializeToString(),
-                    response_deserializer=response_class.FromString,
-                )
+                kwargs: dict[str, Any] = {
+                    "request_serializer": lambda m: m.SerializeToString(),
+                    "response_deserializer": response_class.FromString,
+                }
                 metadata = (("authorization", f"Bearer {secret}"),)
                 if method.server_streaming:
-                    stream = call(request, metadata=metadata, timeout=10)
-                    answers[name] = json_format.MessageToDict(next(iter(stream)))
+                    stream = channel.unary_stream(f"/{method_name}", **kwargs)(
+                        request, metadata=metadata, timeout=10
+                    )
+                    answers[name] = json_format.MessageToDict(next(stream))
                     stream.cancel()
                 else:
+                    unary = channel.unary_unary(f"/{method_name}", **kwargs)
                     answers[name] = json_format.MessageToDict(
-                        call(request, metadata=metadata, timeout=10)
+                        unary(request, metadata=metadata, timeout=10)
                     )
     assert answers["Ingest"]["accepted"] == 1
     assert [j["id"] for j in answers["ListJourneys"]["journeys"]] == ["onboarding"]
