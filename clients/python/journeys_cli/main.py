@@ -35,6 +35,7 @@ from journeys_cli.backup import backup
 from journeys_cli.clock import clock
 from journeys_cli.completion import complete_journey_ids, completion
 from journeys_cli.context import Target, fail, with_client
+from journeys_cli.forward import forward
 from journeys_cli.history import operation, preview, publish
 from journeys_cli.output import emit, output_option, table
 from journeys_cli.reports import profile, stats, users
@@ -404,6 +405,7 @@ def _pointed(text: str, err: InvalidArgumentError) -> str:
 for _command in (
     send,
     tail,
+    forward,
     clock,
     stats,
     users,
