@@ -1,10 +1,9 @@
-"""The blocking client against a real server process: one call of every service,
-its streams as iterators, and the generated module kept in step with the async client."""
+"""The blocking client against a real server process: one call of every service, its
+streams as generators. (That the generated module is fresh: tests/test_packaging.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,25 +14,9 @@ from journeys.v1 import simulation_pb2, token_pb2
 from journeys_client import JourneysSyncClient, NotFoundError, UnauthenticatedError
 from journeys_server import SERVICE_NAMES
 
-from tests.helpers.processes import ROOT, ServerProcess
+from tests.helpers.processes import ServerProcess
 from tests.helpers.tokens import bootstrap
 from tests.server.test_api import EMAIL, proto_journey
-
-
-def _generator() -> object:
-    spec = importlib.util.spec_from_file_location(
-        "generate_sync", ROOT / "clients" / "python" / "generate_sync.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_blocking_client_is_generated_from_the_async_one() -> None:
-    generator = _generator()
-    target = ROOT / "clients" / "python" / "journeys_client" / "sync.py"
-    assert target.read_text() == generator.render()  # type: ignore[attr-defined]
 
 
 def test_every_async_method_has_a_blocking_twin() -> None:
