@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from journeys_engine.model.journey import Journey, JourneyStatus
 from journeys_engine.model.lifecycle import Move
 from journeys_engine.model.limits import Limits
 from journeys_engine.model.operation import Operation
+from journeys_engine.observe import NO_OBSERVER, EngineObserver
 from journeys_engine.operations import Operations
 from journeys_engine.preview import EntryPreview, preview_entry
 from journeys_engine.privacy import Privacy, ProfileDeletion, Suppression, identifiers
@@ -111,6 +113,8 @@ class Engine:
         tokens: Access tokens (the server checks calls against them).
         clock: The clock every time-based rule reads.
         settings: The settings it was opened with.
+        observer: Receives measurements as work is done (see
+            :mod:`journeys_engine.observe`); nothing by default.
     """
 
     def __init__(
@@ -120,6 +124,7 @@ class Engine:
         self.clock = clock
         self.settings = settings
         self.sink = sink
+        self.observer: EngineObserver = NO_OBSERVER  # metrics (set by the server)
         limits = settings.limits
         self.store = DurableStore(
             db,
@@ -439,7 +444,19 @@ class Engine:
             for space_id, wakes in taken.items():
                 await self._activate(space_id, [actor_id for actor_id, _ in wakes])
                 runtime.wake(space_id, wakes)
+                self._fired(wakes)
             await self._commit()
+
+    def _fired(self, wakes: Sequence[tuple[str, int]]) -> None:
+        """Reports fired wake-ups' lateness; a manual clock move fires each at its
+        own instant (the clock is already at the end of the move)."""
+        if self.observer is NO_OBSERVER:
+            return
+        if self.manual_clock:
+            self.observer.timers_fired([0] * len(wakes))
+        else:
+            now = self.clock.now_ms()
+            self.observer.timers_fired([max(0, now - due) for _, due in wakes])
 
     async def _promote(self, upto: int) -> None:
         """Takes stored wake-ups due after the horizon and by ``upto`` into the
@@ -511,6 +528,7 @@ class Engine:
             part = wakes[start : start + UNIT_ACTORS]
             await self._activate(space_id, {actor_id for actor_id, _ in part})
             self.runtime.wake(space_id, part)
+            self._fired(part)
             await self._commit()
         for start in range(0, len(messages), UNIT_ACTORS):
             slice_ = messages[start : start + UNIT_ACTORS]
@@ -537,6 +555,7 @@ class Engine:
         try:
             async with self._committing:  # (at once when free, and tasks start in order)
                 for unit in units:
+                    started = time.perf_counter()  # (a measurement, not business time)
                     try:
                         await self.store.commit(unit)
                     except Exception as err:
@@ -545,6 +564,7 @@ class Engine:
                         raise
                     finally:
                         in_flight.subtract(unit.actors.keys())
+                    self.observer.committed(time.perf_counter() - started, len(unit.actors))
                     if self.sink is not None:
                         await self.sink.commit(unit)
                     self._timers_changed.set()

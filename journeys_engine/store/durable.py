@@ -632,6 +632,15 @@ class DurableStore:
             )
         return 0 if row is None else int(row[0])
 
+    async def cursors(self) -> list[tuple[str, str, str, int]]:
+        """Every consumer's cursor: (space, destination, consumer, last acknowledged
+        sequence); one read of a small table, for metrics (outbox backlog)."""
+        async with self._db.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT space_id, destination_id, consumer, acked FROM cursors"
+            )
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
     async def ack(self, space_id: str, destination_id: str, consumer: str, sequence: int) -> int:
         """Moves the consumer's cursor forward to ``sequence`` (never back); returns it.
 

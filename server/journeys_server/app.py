@@ -45,8 +45,11 @@ from journeys_engine import Clock, Engine, EngineSettings, StorageError
 from journeys_engine.model import Limits
 from journeys_engine.model.limits import MINUTE_MS
 from journeys_server.access import TokenAuthorizer
+from journeys_server.calls import CallInterceptor
 from journeys_server.decoding import DecodingInterceptor
 from journeys_server.interceptor import AllowAll, AuthorizationInterceptor, Authorizer
+from journeys_server.logs import configure_logging
+from journeys_server.metrics import MetricsEndpoint, ServerMetrics
 from journeys_server.services.backup import BackupServicer
 from journeys_server.services.clock import ClockServicer
 from journeys_server.services.definitions import DefinitionServicer
@@ -140,6 +143,9 @@ class ServerSettings:
         tls_key: The PEM private key file of ``tls_cert``.
         tls_client_ca: A PEM file of the CA certificates that sign client
             certificates: clients must present one (mutual TLS).
+        metrics_port: Serve Prometheus metrics at ``http://host:PORT/metrics``
+            (0 picks a free port; None: no metrics, and no cost).
+        log_format: ``text`` or ``json`` (one object per line), for :func:`run`.
     """
 
     db_path: str = "./journeys.db"
@@ -168,6 +174,8 @@ class ServerSettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    metrics_port: int | None = None
+    log_format: str = "text"
 
 
 class JourneysServer:
@@ -194,6 +202,8 @@ class JourneysServer:
         self._health: health.aio.HealthServicer | None = None
         self._serving: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Task[None] | None = None
+        self._metrics: MetricsEndpoint | None = None
+        self.metrics_port: int | None = None  # where /metrics is served, when it is
 
     @classmethod
     async def start(
@@ -230,12 +240,18 @@ class JourneysServer:
         async with contextlib.AsyncExitStack() as on_failure:
             on_failure.push_async_callback(engine.close)
             credentials = _tls_credentials(settings)
+            metrics = None if settings.metrics_port is None else ServerMetrics()
             if authorizer is None:
                 authorizer = _authorizer(settings, engine)
             server = grpc.aio.server(
-                # Authorization first: a caller that may not call learns that before
+                # Request ids outermost: what the others log carries the call's id.
+                # Then authorization: a caller that may not call learns that before
                 # whether its request decodes.
-                interceptors=[AuthorizationInterceptor(authorizer), DecodingInterceptor()],
+                interceptors=[
+                    CallInterceptor(metrics),
+                    AuthorizationInterceptor(authorizer),
+                    DecodingInterceptor(),
+                ],
                 # Limits on load (docs/api.md, "Limits and overload"): calls beyond
                 # this are refused with RESOURCE_EXHAUSTED before any handler runs.
                 maximum_concurrent_rpcs=settings.max_concurrent_calls,
@@ -262,21 +278,18 @@ class JourneysServer:
             definition_pb2_grpc.add_DefinitionServiceServicer_to_server(
                 DefinitionServicer(engine), server
             )
-            ingest_pb2_grpc.add_IngestServiceServicer_to_server(
-                IngestServicer(
-                    engine,
-                    max_messages=settings.max_ingest_messages,
-                    max_waiting=settings.max_ingest_waiting,
-                ),
-                server,
+            ingest = IngestServicer(
+                engine,
+                max_messages=settings.max_ingest_messages,
+                max_waiting=settings.max_ingest_waiting,
             )
+            ingest.metrics = metrics
+            ingest_pb2_grpc.add_IngestServiceServicer_to_server(ingest, server)
             closing = asyncio.Event()  # set on stop: subscriptions end, so the stop is prompt
-            subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server(
-                SubscriptionServicer(
-                    engine, stall_seconds=settings.subscriber_stall_seconds, closing=closing
-                ),
-                server,
+            subscriptions = SubscriptionServicer(
+                engine, stall_seconds=settings.subscriber_stall_seconds, closing=closing
             )
+            subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server(subscriptions, server)
             reporting_pb2_grpc.add_ReportingServiceServicer_to_server(
                 ReportingServicer(engine), server
             )
@@ -303,6 +316,13 @@ class JourneysServer:
                     port = server.add_secure_port(address, credentials)
             except RuntimeError as err:
                 raise OSError(f"cannot listen on {address}: {err}") from err
+            endpoint = None
+            if metrics is not None and settings.metrics_port is not None:
+                engine.observer = metrics
+                metrics.watch(engine, subscriptions.connected)
+                endpoint = MetricsEndpoint(metrics)
+                await endpoint.start(settings.host, settings.metrics_port)
+                on_failure.push_async_callback(endpoint.close)
             # Not serving until what was logged before the start is applied again.
             for name in ("", *SERVICE_NAMES):
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -311,6 +331,8 @@ class JourneysServer:
             on_failure.pop_all()
         started = cls(engine, server, port, settings, closing)
         started._health = health_servicer
+        if endpoint is not None:
+            started._metrics, started.metrics_port = endpoint, endpoint.port
         loop = asyncio.get_running_loop()
         started._serving = loop.create_task(started._serve_when_ready())
         started._refreshing = loop.create_task(started._refresh_tokens())
@@ -357,6 +379,8 @@ class JourneysServer:
         try:
             await self._server.stop(self.settings.grace_seconds if grace is None else grace)
         finally:
+            if self._metrics is not None:
+                await self._metrics.close()  # (no scrape reads an engine closing)
             await self.engine.close()
             self._stopped.set()
 
@@ -429,6 +453,10 @@ async def _serve(settings: ServerSettings) -> None:
             await server.ready()
             clock = "manual clock" if settings.manual_clock else "system clock"
             scheme = "TLS" if settings.tls_cert else "plaintext"
+            if server.metrics_port is not None:  # (before the line starters wait for)
+                print(
+                    f"metrics at http://{settings.host}:{server.metrics_port}/metrics", flush=True
+                )
             print(
                 f"journeys server listening on {settings.host}:{server.port} "
                 f"({scheme}, database {settings.db_path}, {clock})",
@@ -452,7 +480,7 @@ async def _serve(settings: ServerSettings) -> None:
 
 def run(settings: ServerSettings) -> int:
     """Runs a server until SIGINT or SIGTERM; returns the process exit code."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_format)
     loop_factory = None
     with contextlib.suppress(ImportError):
         import uvloop

@@ -31,6 +31,7 @@ from journeys_engine.errors import (
     ResourceExhaustedError,
     StorageError,
 )
+from journeys_server.logs import request_id_metadata
 
 __all__ = [
     "MAX_DETAILS_BYTES",
@@ -236,4 +237,7 @@ async def abort_with(
 
 async def _abort(context: grpc.aio.ServicerContext[Req, Resp], status: status_pb2.Status) -> None:
     grpc_status = rpc_status.to_status(status)
-    await context.abort(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
+    # Trailing metadata given to abort replaces what the call set: the request id
+    # (journeys_server.calls) goes along with the details.
+    trailing = (*grpc_status.trailing_metadata, *request_id_metadata())
+    await context.abort(grpc_status.code, grpc_status.details, trailing)

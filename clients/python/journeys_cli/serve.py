@@ -187,6 +187,19 @@ def _duration_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
     type=click.Path(dir_okay=False),
     help="Require client certificates signed by the CA certificates in this PEM file (mutual TLS).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port; default off).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=_SERVE.log_format,
+    show_default=True,
+    help="Log lines as text or as JSON objects (each with the call's request id).",
+)
 def serve(
     db_path: str,
     host: str,
@@ -215,6 +228,8 @@ def serve(
     tls_cert: str | None,
     tls_key: str | None,
     tls_client_ca: str | None,
+    metrics_port: int | None,
+    log_format: str,
 ) -> None:
     """Run the server on an embedded SQLite database until SIGINT or SIGTERM.
 
@@ -227,6 +242,7 @@ def serve(
       journeys serve --db ./journeys.db --port 50051
       journeys serve --tls-cert server.pem --tls-key server.key
       journeys serve --insecure-no-auth --manual-clock     # a local trial
+      journeys serve --metrics-port 9464 --log-format json
     """
     from journeys_server import run
 
@@ -256,6 +272,8 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
+        metrics_port=metrics_port,
+        log_format=log_format,
         limits=dataclasses.replace(
             _SERVE.limits,
             max_live_journeys=max_live_journeys,

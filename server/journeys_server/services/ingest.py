@@ -9,6 +9,7 @@ Either way the memory held by ingestion stays bounded, however much is sent.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from journeys_engine import Engine, FieldViolation, InvalidArgumentError
 from journeys_server.admission import Admission
 from journeys_server.convert.messages import message_problems, message_to_json
 from journeys_server.errors import handle_errors, handle_stream_errors
+from journeys_server.metrics import ServerMetrics
 
 __all__ = ["IngestServicer"]
 
@@ -33,6 +35,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         max_messages: Messages taken in at once (see :class:`Admission`).
         max_waiting: Messages of unary calls that may wait for a turn; a call
             that would take the line past it is refused.
+
+    Attributes:
+        metrics: Where each acknowledged batch is counted (None: nowhere).
     """
 
     def __init__(
@@ -40,6 +45,20 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     ) -> None:
         self._engine = engine
         self.admission = Admission(max_messages, max_waiting)
+        self.metrics: ServerMetrics | None = None
+
+    def _acked(self, response: ingest_pb2.IngestResponse, messages: int, received: float) -> None:
+        """Counts a batch acknowledged now, received at ``received`` (perf counter)."""
+        if self.metrics is not None:
+            refused = len(response.errors)
+            duplicates = len(response.duplicates)
+            self.metrics.ingested(
+                messages,
+                messages - refused - duplicates,
+                duplicates,
+                refused,
+                time.perf_counter() - received,
+            )
 
     def _check_size(self, request: ingest_pb2.IngestRequest) -> None:
         """Refuses a batch over the limits before it waits for a turn."""
@@ -108,9 +127,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def Ingest(
         self, request: ingest_pb2.IngestRequest, context: Context
     ) -> ingest_pb2.IngestResponse:
+        received = time.perf_counter()
         self._check_size(request)
         async with self.admission.turn(len(request.messages), caller=context.peer(), unary=True):
-            return await self._ingest(request)
+            response = await self._ingest(request)
+        self._acked(response, len(request.messages), received)
+        return response
 
     @handle_stream_errors
     async def IngestStream(
@@ -120,7 +142,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         # and is logged and queued, so gRPC flow control holds a fast sender back.
         caller = context.peer()
         async for request in request_iterator:
+            received = time.perf_counter()
             self._check_size(request)
             async with self.admission.turn(len(request.messages), caller=caller, unary=False):
                 response = await self._ingest(request)
+            self._acked(response, len(request.messages), received)
             yield response

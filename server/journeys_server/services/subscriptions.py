@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 import grpc
@@ -30,6 +31,10 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             is disconnected (it resumes from its cursor).
         closing: Set when the server stops: every subscription ends with
             UNAVAILABLE, and its consumer resumes from its cursor elsewhere or later.
+
+    Attributes:
+        connected: Subscriptions open now, by (space, destination, consumer)
+            (read by the metrics).
     """
 
     def __init__(
@@ -38,6 +43,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
         self._engine = engine
         self._stall = stall_seconds
         self._closing = closing or asyncio.Event()
+        self.connected: Counter[tuple[str, str, str]] = Counter()
 
     async def _check(self, space_id: str, destination_id: str, consumer: str | None) -> None:
         await self._engine.definitions.get(space_id, DefinitionKind.DESTINATION, destination_id)
@@ -63,6 +69,18 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             after = await store.cursor(space, destination, request.consumer)
         # Headers now, so a client waiting for the connection knows it is subscribed.
         await context.send_initial_metadata(())
+        key = (space, destination, request.consumer)
+        self.connected[key] += 1
+        try:
+            await self._stream(context, space, destination, after)
+        finally:
+            self.connected[key] -= 1
+            if self.connected[key] <= 0:
+                del self.connected[key]
+
+    async def _stream(self, context: Context, space: str, destination: str, after: int) -> None:
+        """Sends the destination's calls after ``after``, then new ones as they come."""
+        store = self._engine.store
         while True:
             if self._closing.is_set():
                 await context.abort(
