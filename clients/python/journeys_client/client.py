@@ -289,11 +289,14 @@ class JourneysClient:
         request = operation_pb2.WatchOperationRequest(
             space_id=self._space(space), operation_id=operation_id
         )
+        call = self._operations.WatchOperation(request)
         try:
-            async for operation in self._operations.WatchOperation(request):
+            async for operation in call:
                 yield operation
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
+        finally:
+            call.cancel()  # (a caller that stops early ends the call on the server too)
 
     async def wait_operation(
         self, operation_id: str, *, space: str | None = None
@@ -708,11 +711,14 @@ class JourneysClient:
         )
         if after is not None:
             request.after_sequence = after
+        call = self._subscriptions.Subscribe(request)
         try:
-            async for item in self._subscriptions.Subscribe(request):
+            async for item in call:
                 yield item
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
+        finally:
+            call.cancel()  # (a caller that stops early ends the subscription on the server)
 
     async def follow(
         self,
