@@ -15,6 +15,7 @@ meanwhile (a revoked token).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # generic only in the ty
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+_FIRST_MESSAGE_WAIT = 1.0  # seconds a refused request stream may take to send its first message
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,12 +248,20 @@ def _refusing(handler: Handler, refusal: Refusal) -> Handler:
     async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         await context.abort(refusal.code, refusal.message)
 
+    async def refuse_stream(requests: AsyncIterator[Any], context: Context) -> Any:
+        # Ending a request stream while its first message is being written makes some
+        # clients (grpcio's) report their failed write, INTERNAL, instead of this
+        # status: the first message is taken (for a moment at most) before the refusal.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(anext(aiter(requests)), _FIRST_MESSAGE_WAIT)
+        await context.abort(refusal.code, refusal.message)
+
     deserializer = handler.request_deserializer
     serializer = handler.response_serializer
     if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(refuse, deserializer, serializer)
+        return grpc.stream_stream_rpc_method_handler(refuse_stream, deserializer, serializer)
     if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(refuse, deserializer, serializer)
+        return grpc.stream_unary_rpc_method_handler(refuse_stream, deserializer, serializer)
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(refuse, deserializer, serializer)
     return grpc.unary_unary_rpc_method_handler(refuse, deserializer, serializer)
