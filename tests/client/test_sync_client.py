@@ -92,3 +92,23 @@ def test_the_blocking_client_reaches_every_service(tmp_path: Path) -> None:
         with JourneysSyncClient(server.target) as anonymous:
             with pytest.raises(UnauthenticatedError):
                 anonymous.list_spaces()
+
+
+def test_the_client_wraps_every_rpc() -> None:
+    import re
+
+    import journeys_client.client
+    import journeys_client.sending
+
+    source = "".join(
+        Path(module.__file__ or "").read_text()
+        for module in (journeys_client.client, journeys_client.sending)
+    )
+    pool = descriptor_pool.Default()
+    missing = [
+        f"{name}/{method.name}"
+        for name in SERVICE_NAMES
+        for method in pool.FindServiceByName(name).methods
+        if re.search(rf"\.{method.name}\b", source) is None
+    ]
+    assert missing == []
