@@ -50,6 +50,7 @@ def _free_port() -> int:
 
 def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    (tmp_path / "clients").symlink_to(ROOT / "clients")  # the Node.js client and its example
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
