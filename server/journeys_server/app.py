@@ -47,6 +47,7 @@ from journeys_engine.model.limits import MINUTE_MS
 from journeys_server.access import TokenAuthorizer
 from journeys_server.calls import CallInterceptor
 from journeys_server.decoding import DecodingInterceptor
+from journeys_server.http_ingest import HttpIngest
 from journeys_server.interceptor import AllowAll, AuthorizationInterceptor, Authorizer
 from journeys_server.logs import configure_logging
 from journeys_server.metrics import MetricsEndpoint, ServerMetrics
@@ -145,6 +146,8 @@ class ServerSettings:
             certificates: clients must present one (mutual TLS).
         metrics_port: Serve Prometheus metrics at ``http://host:PORT/metrics``
             (0 picks a free port; None: no metrics, and no cost).
+        http_port: Serve Segment-compatible HTTP ingestion (``POST /v1/track``,
+            ``/v1/batch``…) on this port (0 picks a free port; None: off).
         log_format: ``text`` or ``json`` (one object per line), for :func:`run`.
     """
 
@@ -175,6 +178,7 @@ class ServerSettings:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     metrics_port: int | None = None
+    http_port: int | None = None
     log_format: str = "text"
 
 
@@ -204,6 +208,8 @@ class JourneysServer:
         self._refreshing: asyncio.Task[None] | None = None
         self._metrics: MetricsEndpoint | None = None
         self.metrics_port: int | None = None  # where /metrics is served, when it is
+        self._http: HttpIngest | None = None
+        self.http_port: int | None = None  # where HTTP ingestion is served, when it is
 
     @classmethod
     async def start(
@@ -323,6 +329,18 @@ class JourneysServer:
                 endpoint = MetricsEndpoint(metrics)
                 await endpoint.start(settings.host, settings.metrics_port)
                 on_failure.push_async_callback(endpoint.close)
+            http = None
+            if settings.http_port is not None:
+                http = HttpIngest(
+                    engine,
+                    ingest.admission,
+                    insecure=settings.insecure_no_auth,
+                    metrics=metrics,
+                )
+                await http.start(
+                    settings.host, settings.http_port, grace_seconds=settings.grace_seconds
+                )
+                on_failure.push_async_callback(http.close)
             # Not serving until what was logged before the start is applied again.
             for name in ("", *SERVICE_NAMES):
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -333,6 +351,8 @@ class JourneysServer:
         started._health = health_servicer
         if endpoint is not None:
             started._metrics, started.metrics_port = endpoint, endpoint.port
+        if http is not None:
+            started._http, started.http_port = http, http.port
         loop = asyncio.get_running_loop()
         started._serving = loop.create_task(started._serve_when_ready())
         started._refreshing = loop.create_task(started._refresh_tokens())
@@ -376,8 +396,13 @@ class JourneysServer:
             if task is not None:
                 task.cancel()
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        grace = self.settings.grace_seconds if grace is None else grace
         try:
-            await self._server.stop(self.settings.grace_seconds if grace is None else grace)
+            if self._http is not None:
+                # Both intakes stop at once; each lets its requests in flight finish.
+                await asyncio.gather(self._server.stop(grace), self._http.close())
+            else:
+                await self._server.stop(grace)
         finally:
             if self._metrics is not None:
                 await self._metrics.close()  # (no scrape reads an engine closing)
@@ -456,6 +481,11 @@ async def _serve(settings: ServerSettings) -> None:
             if server.metrics_port is not None:  # (before the line starters wait for)
                 print(
                     f"metrics at http://{settings.host}:{server.metrics_port}/metrics", flush=True
+                )
+            if server.http_port is not None:
+                print(
+                    f"HTTP ingestion (Segment API) at http://{settings.host}:{server.http_port}/v1/",
+                    flush=True,
                 )
             print(
                 f"journeys server listening on {settings.host}:{server.port} "

@@ -194,6 +194,13 @@ def _duration_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="Serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port; default off).",
 )
 @click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Segment-compatible HTTP ingestion (POST /v1/track, /v1/batch, ...) on "
+    "this port; the write key is an ingest token of a space (0: a free port; default off).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default=_SERVE.log_format,
@@ -229,6 +236,7 @@ def serve(
     tls_key: str | None,
     tls_client_ca: str | None,
     metrics_port: int | None,
+    http_port: int | None,
     log_format: str,
 ) -> None:
     """Run the server on an embedded SQLite database until SIGINT or SIGTERM.
@@ -243,6 +251,7 @@ def serve(
       journeys serve --tls-cert server.pem --tls-key server.key
       journeys serve --insecure-no-auth --manual-clock     # a local trial
       journeys serve --metrics-port 9464 --log-format json
+      journeys serve --http-port 8080      # Segment's HTTP API, for its libraries
     """
     from journeys_server import run
 
@@ -273,6 +282,7 @@ def serve(
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
         metrics_port=metrics_port,
+        http_port=http_port,
         log_format=log_format,
         limits=dataclasses.replace(
             _SERVE.limits,
