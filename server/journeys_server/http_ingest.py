@@ -63,6 +63,13 @@ MESSAGE_PATHS = ("track", "identify", "page", "screen", "alias", "group")
 BATCH_PATHS = ("batch", "import")
 """``/v1/<name>``: a batch."""
 
+_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    429: "too_many_requests",
+    503: "unavailable",
+}
 _READ_CHUNK = 64 * 1024
 _GZIP_SLACK = 1024  # a gzip body is at most this much larger than what it holds, usefully
 
@@ -85,7 +92,12 @@ class _RefusedError(Exception):
         self.headers = headers or {}
 
     def response(self) -> web.Response:
-        body: dict[str, Any] = {"success": False, "message": self.message}
+        # ``code`` and ``message``, as Segment's libraries read them (``APIError``).
+        body: dict[str, Any] = {
+            "success": False,
+            "code": _CODES.get(self.status, "error"),
+            "message": self.message,
+        }
         if self.errors:
             body["errors"] = [{"field": v.field, "message": v.description} for v in self.errors]
         return web.json_response(body, status=self.status, headers=self.headers)

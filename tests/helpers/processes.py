@@ -15,6 +15,7 @@ __all__ = ["ServerProcess", "run_cli"]
 
 ROOT = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"listening on \S+:(\d+) ")  # the whole port: a space follows
+_HTTP = re.compile(r"HTTP ingestion \(Segment API\) at (http://\S+:\d+)/v1/")
 
 
 def _env() -> dict[str, str]:
@@ -46,6 +47,14 @@ class ServerProcess:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """Where HTTP ingestion is served (``--http-port``), as ``http://host:port``."""
+        match = _HTTP.search("".join(self.output))
+        if match is None:
+            raise RuntimeError("the server serves no HTTP ingestion (start it with --http-port)")
+        return match.group(1)
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         module = "journeys_cli" if self.crash_at is None else "tests.helpers.crashing_serve"
