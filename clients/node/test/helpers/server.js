@@ -52,6 +52,7 @@ export function createToken(db, ...args) {
 }
 
 const LISTENING = /journeys server listening on ([\d.]+):(\d+) \(/;
+const HTTP_INGEST = /HTTP ingestion \(Segment API\) at (http:\/\/\S+:\d+)\/v1\//;
 
 // Servers still running when the test process exits (a test that timed out
 // before its cleanup ran; `npm test` passes --test-force-exit so that the
@@ -97,6 +98,7 @@ export class Server {
         const match = LISTENING.exec(out);
         if (match) {
           clearTimeout(timer);
+          server.httpUrl = HTTP_INGEST.exec(out)?.[1] ?? null;
           resolve(Number(match[2]));
         }
       });
@@ -109,6 +111,8 @@ export class Server {
   constructor(child) {
     this.child = child;
     this.port = 0;
+    /** Where HTTP ingestion is served (`--http-port`), as http://host:port; null when off. */
+    this.httpUrl = null;
     this.stderr = "";
     child.stderr.on("data", (chunk) => {
       this.stderr += chunk;
