@@ -157,17 +157,20 @@ class Child:
 
     def _port(self, timeout: float) -> int:
         assert self.process.stdout is not None
+        # The pipe's descriptor itself: lines the file object buffered (the server
+        # prints a few at once) would never wake the selector.
+        fd = self.process.stdout.fileno()
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
+            selector.register(fd, selectors.EVENT_READ)
             while time.monotonic() < deadline:
                 if not selector.select(timeout=deadline - time.monotonic()):
                     continue
-                line = self.process.stdout.readline()
-                if not line:
+                chunk = os.read(fd, 65536).decode()
+                if not chunk:
                     break
-                self.output.append(line)
-                match = _LISTENING.search(line)
+                self.output.append(chunk)
+                match = _LISTENING.search("".join(self.output))
                 if match:
                     return int(match.group(1))
         self.process.kill()

@@ -114,3 +114,14 @@ def test_the_history_benchmark_runs_and_its_brute_force_check_passes(tmp_path: P
     assert "batch latency (ingest returns): p50" in out
     assert "ratio while backfilling / nothing published: throughput" in out
     assert not scratch.exists()  # the scratch databases are gone
+
+
+def test_the_http_ingest_benchmark_runs_against_grpc() -> None:
+    sizes = ["--users", "100", "--messages", "400", "--batch", "100", "--repeats", "1"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "http_ingest.py"), *sizes],
+        capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "HTTP /v1/batch, first write -> last 200" in result.stdout
+    assert "ratio HTTP / gRPC" in result.stdout
