@@ -271,10 +271,13 @@ class Engine:
 
     # Messages and time
 
-    async def ingest(self, space_id: str, messages: Sequence[Mapping[str, Any]]) -> IngestResult:
+    async def ingest(
+        self, space_id: str, messages: Sequence[Mapping[str, Any]], *, whole: bool = False
+    ) -> IngestResult:
         """Checks Segment-spec messages received now, logs the good ones, and queues them.
 
-        Each message is checked on its own; duplicates (a message id seen in the
+        Each message is checked on its own (with ``whole``, one that fails its
+        check refuses them all, nothing written); duplicates (a message id seen in the
         space within the dedup window) are acknowledged and have no effect; a
         message carrying a suppressed identifier (a deleted profile's) is refused
         with a ``suppressed:`` problem. The call returns once the accepted
@@ -283,6 +286,8 @@ class Engine:
 
         Raises:
             NotFoundError: the space does not exist.
+            InvalidArgumentError: with ``whole``, every problem of every message
+                that failed its check (``messages[i].field``).
         """
         await self.spaces.get(space_id)
         while not self._door.is_set():  # a clock move or catalog change is settling
@@ -291,12 +296,14 @@ class Engine:
         parsed: list[Message] = []
         indexes: list[int] = []
         errors: dict[int, tuple[FieldViolation, ...]] = {}
+        invalid: list[FieldViolation] = []  # (a suppressed message is refused, not invalid)
         suppressions = self.store.suppressions
         for i, raw in enumerate(messages):
             path = f"messages[{i}]"
             try:
                 message = parse_message(raw, received_at=now, path=path)
             except InvalidArgumentError as err:
+                invalid.extend(err.violations)
                 errors[i] = err.violations
                 continue
             refused = suppressions.refusal(space_id, message, now, path)
@@ -305,6 +312,8 @@ class Engine:
                 continue
             parsed.append(message)
             indexes.append(i)
+        if whole and invalid:
+            raise InvalidArgumentError(invalid)
         logged = await self.store.append(space_id, parsed)
         positions: list[int | None] = [None] * len(messages)
         duplicates: list[int] = []

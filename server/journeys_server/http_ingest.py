@@ -33,6 +33,7 @@ import binascii
 import json
 import logging
 import math
+import re
 import socket
 import time
 import zlib
@@ -50,7 +51,6 @@ from journeys_engine import (
 )
 from journeys_engine.access import ALL_SPACES, Role
 from journeys_engine.catalog.spaces import DEFAULT_SPACE
-from journeys_engine.messages import parse_message
 from journeys_server.admission import Admission
 from journeys_server.metrics import ServerMetrics
 
@@ -185,12 +185,16 @@ class HttpIngest:
             if space_id is None:
                 key = body.get("writeKey")
                 space_id = self._space(key if isinstance(key, str) else None)
-            messages = self._messages(kind, body)
+            messages, paths = self._messages(kind, body)
             try:
                 async with self._admission.turn(
                     len(messages), caller=f"http:{request.remote}", unary=True
                 ):
-                    result = await self._engine.ingest(space_id, messages)
+                    # A request is refused whole: one bad message and nothing is written.
+                    result = await self._engine.ingest(space_id, messages, whole=True)
+            except InvalidArgumentError as err:
+                problems = [_in_body(v, paths) for v in err.violations]
+                raise _RefusedError(400, _summary(problems), errors=problems) from err
             except ResourceExhaustedError as err:
                 seconds = max(1, math.ceil((err.retry_after_ms or 1000) / 1000))
                 raise _RefusedError(
@@ -245,11 +249,11 @@ class HttpIngest:
             )
         return token.space_id
 
-    def _messages(self, kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-        """The body's messages, each checked as :meth:`Engine.ingest` will check it.
+    def _messages(self, kind: str, body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The body's messages, and the path of each in the body (``batch[3]``).
 
         Raises:
-            _RefusedError: 400, naming every problem of every message.
+            _RefusedError: 400, for a body that holds no messages or too many.
         """
         limits = self._engine.settings.limits
         if kind in MESSAGE_PATHS:
@@ -297,16 +301,7 @@ class HttpIngest:
                 paths.append(path)
             if oversized:
                 raise _RefusedError(400, _summary(oversized), errors=oversized)
-        now = self._engine.clock.now_ms()
-        problems: list[FieldViolation] = []
-        for message, path in zip(messages, paths, strict=True):
-            try:
-                parse_message(message, received_at=now, path=path)
-            except InvalidArgumentError as err:
-                problems.extend(err.violations)
-        if problems:
-            raise _RefusedError(400, _summary(problems), errors=problems)
-        return messages
+        return messages, paths
 
 
 async def _resolve(host: str) -> str:
@@ -317,6 +312,15 @@ async def _resolve(host: str) -> str:
     if not infos:
         raise OSError(f"cannot resolve {host!r}")
     return str(infos[0][4][0])
+
+
+_ENGINE_PATH = re.compile(r"messages\[(\d+)\]")
+
+
+def _in_body(violation: FieldViolation, paths: list[str]) -> FieldViolation:
+    """A problem the engine named by ``messages[i]``, named by its place in the body."""
+    field = _ENGINE_PATH.sub(lambda m: paths[int(m.group(1))], violation.field, count=1)
+    return FieldViolation(field, violation.description)
 
 
 def _summary(problems: list[FieldViolation]) -> str:

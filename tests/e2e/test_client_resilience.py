@@ -6,23 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 
 from journeys.v1 import common_pb2, definition_pb2
 from journeys_client import JourneysClient
 
-from tests.helpers.processes import ServerProcess
+from tests.helpers.processes import ServerProcess, free_port
 from tests.server.test_api import EMAIL, proto_journey
 
 USERS = 20
 PER_USER = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _restart(server: ServerProcess) -> None:
@@ -35,7 +28,7 @@ async def _restart(server: ServerProcess) -> None:
 
 
 async def test_ingester_and_follower_go_on_through_a_killed_server(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     with ServerProcess(tmp_path / "journeys.db", "--port", str(port)) as server:
         async with JourneysClient(f"127.0.0.1:{port}", timeout=10) as client:
             await client.create_destination(EMAIL)

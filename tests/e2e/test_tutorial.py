@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers.processes import ROOT
+from tests.helpers.processes import ROOT, free_port
 
 TUTORIAL = ROOT / "docs" / "tutorial.md"
 _BLOCK = re.compile(r"```console\n(.*?)```", re.S)
@@ -42,16 +41,10 @@ def matches(expected: list[str], actual: str) -> bool:
     return True
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     (tmp_path / "clients").symlink_to(ROOT / "clients")  # the Node.js client and its example
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["JOURNEYS_SERVER"] = f"localhost:{port}"  # the page's commands go to the default port
