@@ -1,8 +1,8 @@
 """Ingestion through Segment's HTTP API (``/v1/batch``) against gRPC ``IngestStream``.
 
 Workload: a real ``journeys serve --manual-clock --http-port 0`` process on a
-fresh SQLite file per run, the five examples published (as ``bench/ingest.py``
-sets them up), and the message stream of ``bench/runtime.py``. The gRPC run
+fresh SQLite file per run with auth on (the write key is an ingest token), the
+workload of ``bench/workload.py`` (the five examples published, its messages). The gRPC run
 streams the batches over one ``IngestStream`` call with a window of batches in
 flight (``bench/ingest.py``'s client); the HTTP run posts the same messages as
 ``{"batch": [...]}`` bodies (JSON encoded before the clock starts) to
@@ -32,9 +32,11 @@ sys.path[:0] = [str(ROOT)]
 import aiohttp  # noqa: E402
 from journeys_client import JourneysClient  # noqa: E402
 
-from bench.ingest import build_batches, set_up, start_engine, stream_batches  # noqa: E402
+from bench.ingest import stream_batches  # noqa: E402
 from bench.machine import describe, median_range  # noqa: E402
-from bench.runtime import messages  # noqa: E402
+from bench.servers import start_engine  # noqa: E402
+from bench.workload import batches as build_batches  # noqa: E402
+from bench.workload import segment_messages, set_up  # noqa: E402
 
 _HTTP = re.compile(r"HTTP ingestion \(Segment API\) at (http://\S+:\d+)/v1/")
 
@@ -47,11 +49,12 @@ def http_bodies(stream: Sequence[dict[str, Any]], size: int) -> list[bytes]:
     ]
 
 
-async def post_bodies(url: str, bodies: Sequence[bytes], window: int) -> float:
+async def post_bodies(url: str, bodies: Sequence[bytes], window: int, write_key: str) -> float:
     """Posts every body with ``window`` requests in flight; seconds first write -> last 200."""
     queue = list(reversed(bodies))
     connector = aiohttp.TCPConnector(limit=window)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    auth = aiohttp.BasicAuth(write_key, "")
+    async with aiohttp.ClientSession(connector=connector, auth=auth) as session:
 
         async def worker() -> None:
             while queue:
@@ -70,15 +73,15 @@ async def post_bodies(url: str, bodies: Sequence[bytes], window: int) -> float:
 
 async def run(which: str, batches: Any, bodies: Sequence[bytes], window: int) -> float:
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
-        server = start_engine(Path(tmp) / "journeys.db", "--http-port", "0")
+        server, secrets = start_engine(Path(tmp) / "journeys.db", "--http-port", "0")
         try:
             match = _HTTP.search("".join(server.output))
             assert match is not None, server.output
-            async with JourneysClient(server.target, timeout=600) as client:
-                await set_up(client, ping=False)
+            async with JourneysClient(server.target, timeout=600, token=secrets.admin) as client:
+                await set_up(client)
             if which == "grpc":
-                return await stream_batches(server.target, batches, window)
-            return await post_bodies(match.group(1), bodies, window)
+                return await stream_batches(server.target, batches, window, secrets.ingest)
+            return await post_bodies(match.group(1), bodies, window, secrets.ingest)
         finally:
             server.stop()
 
@@ -92,8 +95,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    stream = messages(args.users, args.messages, seed=5)
-    batches, _ = build_batches(stream, args.batch)
+    stream = segment_messages(args.users, args.messages, seed=5)
+    batches = build_batches(stream, args.batch)
     bodies = http_bodies(stream, args.batch)
     print(describe(), flush=True)
     rates: dict[str, list[float]] = {"grpc": [], "http": []}

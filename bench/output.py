@@ -1,0 +1,161 @@
+"""Destination output streamed to four concurrent named subscribers.
+
+Workload (``bench/workload.py``): a real ``journeys serve --manual-clock`` process
+with auth on, the five examples published plus one journey whose entry event
+(``Bench Fanout``) leads to a send step to four destinations ``out-1`` ...
+``out-4``. N users each send that event (streamed in batches of 100, not timed),
+so each destination's outbox holds N calls. Then four ``Subscribe`` streams,
+one per destination, each with a subscribe token and on its own connection,
+read from sequence 0 at the same time; the figure is 4 * N calls over the time
+until the last of them has its N-th call.
+
+Baseline in the same run: the no-op gRPC server (``bench/servers.py``) streaming
+N ready-made calls of the engine's call size to each of four subscribers, read
+by the same client code.
+
+Run from the repository root:  .venv/bin/python bench/output.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.workload import SPACE, batches, set_up  # noqa: E402, I001
+
+import grpc  # noqa: E402
+from journeys.v1 import subscription_pb2, subscription_pb2_grpc  # noqa: E402
+from journeys_client import JourneysClient  # noqa: E402
+
+from bench.figures import Figure, table  # noqa: E402
+from bench.ingest import stream_batches  # noqa: E402
+from bench.machine import describe  # noqa: E402
+from bench.servers import bearer, start_engine, start_noop  # noqa: E402
+
+__all__ = ["measure"]
+
+DESTINATIONS = ("out-1", "out-2", "out-3", "out-4")
+FANOUT_EVENT = "Bench Fanout"
+FANOUT_JOURNEY = "\n---\n".join(
+    [
+        *(f"kind: Destination\nid: {d}\nname: Out {d[-1]}\ntype: track" for d in DESTINATIONS),
+        f"""kind: Journey
+id: bench-fanout
+name: Bench fanout
+steps:
+- id: fanout
+  name: Fanout
+  type: entry
+  condition: event('{FANOUT_EVENT}').count() >= 1
+  next: send
+- id: send
+  name: Send
+  type: send_to_destinations
+  destinations: [{", ".join(DESTINATIONS)}]""",
+    ]
+)
+
+
+async def read_all(target: str, token: str | None, calls: int) -> float:
+    """Four concurrent subscriptions, each on its own channel, each reading ``calls``
+    calls from the start; seconds until the last one is done."""
+    channels = [grpc.aio.insecure_channel(target) for _ in DESTINATIONS]
+    try:
+        for channel in channels:
+            await channel.channel_ready()
+
+        async def read(channel: grpc.aio.Channel, destination: str) -> None:
+            stub = subscription_pb2_grpc.SubscriptionServiceStub(channel)
+            request = subscription_pb2.SubscribeRequest(
+                space_id=SPACE, destination_id=destination, consumer="bench", after_sequence=0
+            )
+            stream = stub.Subscribe(request, metadata=bearer(token) if token else None)
+            seen = 0
+            async for item in stream:
+                if item.HasField("call"):
+                    seen += 1
+                    if seen >= calls:
+                        break
+            stream.cancel()
+            if seen < calls:
+                raise RuntimeError(f"{destination}: {seen} of {calls} calls")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(read(c, d) for c, d in zip(channels, DESTINATIONS, strict=True)))
+        return time.perf_counter() - started
+    finally:
+        for channel in channels:
+            await channel.close()
+
+
+async def run_engine(users: int, seed: int) -> float:
+    """Calls per second streamed by a fresh real server."""
+    stream = [
+        {"type": "track", "userId": f"fan-{seed}-{i}", "event": FANOUT_EVENT} for i in range(users)
+    ]
+    with tempfile.TemporaryDirectory(prefix="bench-output-") as tmp:
+        server, secrets = start_engine(Path(tmp) / "journeys.db", "--max-live-journeys", "6")
+        try:
+            async with JourneysClient(server.target, timeout=600, token=secrets.admin) as admin:
+                await set_up(admin, FANOUT_JOURNEY)
+                await stream_batches(server.target, batches(stream), token=secrets.ingest)
+                await admin.advance_time(1)  # everything applied and in the outbox
+            elapsed = await read_all(server.target, secrets.subscribe, users)
+        finally:
+            server.stop()
+    return len(DESTINATIONS) * users / elapsed
+
+
+async def run_noop(users: int) -> float:
+    server = start_noop(calls=users)
+    try:
+        return len(DESTINATIONS) * users / await read_all(server.target, None, users)
+    finally:
+        server.stop()
+
+
+def measure(quick: bool, workdir: Path | None = None) -> list[Figure]:
+    """Calls/s to four subscribers, against the no-op server."""
+    users, runs = (500, 1) if quick else (12_500, 3)
+    engine: list[float] = []
+    noop: list[float] = []
+    for run in range(runs):
+        for which in ("noop", "engine") if run % 2 == 0 else ("engine", "noop"):
+            if which == "noop":
+                noop.append(asyncio.run(run_noop(users)))
+            else:
+                engine.append(asyncio.run(run_engine(users, seed=run)))
+        print(f"  output run {run + 1}: engine {engine[-1]:,.0f}, no-op {noop[-1]:,.0f} calls/s")
+    return [
+        Figure(
+            "destination calls streamed to 4 concurrent named subscribers",
+            "calls/s",
+            engine,
+            target="≥ 50,000",
+            met=sorted(engine)[len(engine) // 2] >= 50_000,
+            baseline="no-op gRPC server streaming the same",
+            baseline_values=noop,
+            guard=0.05,
+            note=f"{users:,} calls per destination, read from sequence 0",
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="toy sizes (CI)")
+    args = parser.parse_args()
+    print(describe(), flush=True)
+    print(table(measure(args.quick)))
+
+
+if __name__ == "__main__":
+    main()
