@@ -194,8 +194,9 @@ class NoopIngest(ingest_pb2_grpc.IngestServiceServicer):
 
 
 class NoopSubscriptions(subscription_pb2_grpc.SubscriptionServiceServicer):
-    """Streams ``calls`` ready-made calls after the requested sequence, then ends
-    (``Ack`` and ``ListMembers`` are left unimplemented)."""
+    """Streams ``calls`` ready-made calls after the requested sequence, ``max_batch`` a
+    response as the engine does, then ends (``Ack`` and ``ListMembers`` are left
+    unimplemented)."""
 
     def __init__(self, calls: int) -> None:
         self.calls = calls
@@ -204,18 +205,26 @@ class NoopSubscriptions(subscription_pb2_grpc.SubscriptionServiceServicer):
         self, request: subscription_pb2.SubscribeRequest, context: object
     ) -> AsyncIterator[subscription_pb2.SubscribeResponse]:
         first = request.after_sequence + 1
-        for sequence in range(first, first + self.calls):
-            yield subscription_pb2.SubscribeResponse(
-                call=subscription_pb2.DestinationCall(
+        batch = max(1, request.max_batch)
+        for start in range(first, first + self.calls, batch):
+            calls = [
+                subscription_pb2.DestinationCall(
                     sequence=sequence,
                     message_id=f"noop-{sequence}",
                     payload=NOOP_PAYLOAD,
                     journey_id="cart-abandonment",
                     step_id="send-reminder",
-                    profile_key=f"user:user-{sequence}",
+                    profile_key=f"user-{sequence}",
                     run=1,
                 )
-            )
+                for sequence in range(start, min(start + batch, first + self.calls))
+            ]
+            if batch == 1:
+                yield subscription_pb2.SubscribeResponse(call=calls[0])
+            else:
+                yield subscription_pb2.SubscribeResponse(
+                    calls=subscription_pb2.CallBatch(calls=calls)
+                )
 
 
 async def _serve_noop(calls: int) -> None:

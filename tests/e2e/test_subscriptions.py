@@ -265,3 +265,66 @@ async def test_a_subscription_ends_unavailable_when_the_server_stops(
         await asyncio.wait_for(reader, 30)
     # Ended by the server (not left hanging for the grace period, then cut).
     assert "the server is stopping; resubscribe" in str(caught.value)
+
+
+async def raw_responses(
+    target: str, max_batch: int, calls: int, *, then: asyncio.Event | None = None
+) -> list[subscription_pb2.SubscribeResponse]:
+    """The responses of one subscription with ``max_batch``, until ``calls`` calls came."""
+    responses: list[subscription_pb2.SubscribeResponse] = []
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = subscription_pb2_grpc.SubscriptionServiceStub(channel)
+        request = subscription_pb2.SubscribeRequest(
+            space_id="default",
+            destination_id="hooks",
+            consumer="batched",
+            after_sequence=0,
+            max_batch=max_batch,
+        )
+        stream = stub.Subscribe(request)
+        seen = 0
+        async for response in stream:
+            responses.append(response)
+            seen += len(response.calls.calls) if response.HasField("calls") else 1
+            if then is not None and seen == calls - 1:
+                then.set()
+            if seen >= calls:
+                break
+        stream.cancel()
+    return responses
+
+
+async def test_a_batched_subscription_carries_the_same_calls_in_fewer_responses(
+    client: JourneysClient, manual: ServerProcess
+) -> None:
+    await sign_up(client, *(f"b{i}" for i in range(120)))
+    single = await asyncio.wait_for(raw_responses(manual.target, 1, 120), 20)
+    assert all(r.HasField("call") for r in single)
+    batched = await asyncio.wait_for(raw_responses(manual.target, 50, 120), 20)
+    assert [len(r.calls.calls) for r in batched] == [50, 50, 20]
+    assert [c for r in batched for c in r.calls.calls] == [r.call for r in single]
+
+    # A new call is sent as soon as it is committed, alone: a batch never waits to fill.
+    caught_up = asyncio.Event()
+    later = asyncio.create_task(raw_responses(manual.target, 50, 121, then=caught_up))
+    await asyncio.wait_for(caught_up.wait(), 20)
+    await sign_up(client, "late")
+    responses = await asyncio.wait_for(later, 20)
+    assert len(responses[-1].calls.calls) == 1
+    assert user_of(subscription_pb2.SubscribeResponse(call=responses[-1].calls.calls[0])) == "late"
+
+    # The client asks for batches and yields one call per item, as before.
+    items = await read_items(client, "hooks", 121)
+    assert [i.call for i in items[:120]] == [r.call for r in single]
+    assert all(i.HasField("call") for i in items)
+
+
+@pytest.mark.parametrize("max_batch", [-1, 1001])
+async def test_a_batch_size_out_of_range_is_refused(
+    client: JourneysClient, max_batch: int
+) -> None:
+    with pytest.raises(InvalidArgumentError) as refused:
+        async for _ in client.subscribe("hooks", "c", after=0, max_batch=max_batch):
+            break
+    assert [v.field for v in refused.value.field_violations] == ["max_batch"]
+    assert "between 0 and 1,000" in str(refused.value)

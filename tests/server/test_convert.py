@@ -5,17 +5,23 @@ from __future__ import annotations
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from hypothesis import given
-from journeys.v1 import definition_pb2, journey_pb2
+from hypothesis import strategies as st
+from journeys.v1 import definition_pb2, journey_pb2, subscription_pb2
 from journeys_server.convert import (
     Problems,
+    call_to_proto,
     destination_from_proto,
+    fill_call,
     journey_from_proto,
     journey_to_proto,
     status_from_proto,
 )
+from journeys_server.convert.common import set_timestamp, timestamp_proto
 
 from journeys_engine import InvalidArgumentError
 from journeys_engine.model import Journey
+from journeys_engine.runtime.outputs import Change
+from journeys_engine.store.durable import OutboxRecord
 from tests.helpers.strategies import journeys
 
 
@@ -76,3 +82,36 @@ def test_unknown_enum_values_are_problems() -> None:
     assert status_from_proto(0, "status") is None
     with pytest.raises(InvalidArgumentError, match="7 is not a journey status"):
         status_from_proto(7, "status")
+
+
+@given(
+    st.one_of(
+        st.none(),
+        st.integers(min_value=-62_135_596_800_000 - 10, max_value=253_402_300_799_999 + 10),
+        st.integers(),
+    )
+)
+def test_a_timestamp_set_in_place_is_the_one_timestamp_proto_makes(ms: int | None) -> None:
+    made = timestamp_proto(ms)
+    call = subscription_pb2.DestinationCall()
+    set_timestamp(call.timestamp, ms)
+    if made is None:
+        assert not call.HasField("timestamp")
+    else:
+        assert call.timestamp == made
+        assert call.timestamp.ToMilliseconds() == ms
+
+
+def test_a_call_filled_in_place_carries_every_field_of_its_record() -> None:
+    record = OutboxRecord(
+        7, "jm_" + "0" * 32, '{"type":"track"}', 1_767_225_600_123, "j", "s", "u1", 2, Change.EXITED
+    )
+    batch = subscription_pb2.CallBatch()
+    filled = fill_call(batch.calls.add(), record)
+    assert filled is batch.calls[0]
+    assert filled == call_to_proto(record)
+    assert (filled.sequence, filled.message_id, filled.payload, filled.run, filled.change) == (
+        7, "jm_" + "0" * 32, '{"type":"track"}', 2, "exited",
+    )  # fmt: skip
+    assert (filled.journey_id, filled.step_id, filled.profile_key) == ("j", "s", "u1")
+    assert filled.timestamp.ToMilliseconds() == 1_767_225_600_123

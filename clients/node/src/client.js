@@ -347,13 +347,17 @@ export class JourneysClient {
    * ack), then new ones as they are committed. Iterate it with `for await`;
    * `close()` (or leaving the loop) ends it.
    *
+   * The server sends the calls that are ready up to `maxBatch` per response
+   * (far more calls per second than one per response); they are yielded one
+   * at a time all the same. `maxBatch: 1` asks for one call per response.
+   *
    * @param {string} destinationId
    * @param {string} consumer
-   * @param {{ after?: number, space?: string }} [options]
+   * @param {{ after?: number, space?: string, maxBatch?: number }} [options]
    * @returns {Subscription}
    */
-  subscribe(destinationId, consumer, { after, space } = {}) {
-    const request = { spaceId: this._space(space), destinationId, consumer };
+  subscribe(destinationId, consumer, { after, space, maxBatch = 100 } = {}) {
+    const request = { spaceId: this._space(space), destinationId, consumer, maxBatch };
     if (after !== undefined && after !== null) {
       request.afterSequence = after;
     }
@@ -554,6 +558,10 @@ export class Subscription {
       for await (const item of this._stream) {
         if (item.item === "call") {
           yield toCall(item.call);
+        } else if (item.item === "calls") {
+          for (const call of item.calls.calls) {
+            yield toCall(call);
+          }
         } else if (item.item === "gap") {
           yield { kind: "gap", ...item.gap };
         }

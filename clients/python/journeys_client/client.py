@@ -703,18 +703,31 @@ class JourneysClient:
         *,
         after: int | None = None,
         space: str | None = None,
+        max_batch: int = 100,
     ) -> AsyncGenerator[subscription_pb2.SubscribeResponse, None]:
         """The destination's calls after ``after`` (default: the consumer's last ack), then
-        new ones as they come; each item is a call or a gap."""
+        new ones as they come; each item is a call or a gap.
+
+        The server sends the calls that are ready up to ``max_batch`` per response
+        (far more calls per second than one per response); they are yielded one
+        at a time all the same. ``max_batch=1`` asks for one call per response.
+        """
         request = subscription_pb2.SubscribeRequest(
-            space_id=self._space(space), destination_id=destination_id, consumer=consumer
+            space_id=self._space(space),
+            destination_id=destination_id,
+            consumer=consumer,
+            max_batch=max_batch,
         )
         if after is not None:
             request.after_sequence = after
         call = self._subscriptions.Subscribe(request)
         try:
             async for item in call:
-                yield item
+                if item.HasField("calls"):
+                    for one in item.calls.calls:
+                        yield subscription_pb2.SubscribeResponse(call=one)
+                else:
+                    yield item
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
         finally:

@@ -443,11 +443,18 @@ class JourneysSyncClient:
         *,
         after: int | None = None,
         space: str | None = None,
+        max_batch: int = 100,
     ) -> Generator[subscription_pb2.SubscribeResponse, None, None]:
         """The destination's calls after ``after`` (default: the consumer's last ack), then
-        new ones as they come; each item is a call or a gap."""
+        new ones as they come; each item is a call or a gap.
+
+        The server sends the calls that are ready up to ``max_batch`` per response
+        (far more calls per second than one per response); they are yielded one
+        at a time all the same. ``max_batch=1`` asks for one call per response."""
         return self._loop.iterate(
-            self._client.subscribe(destination_id, consumer, after=after, space=space)
+            self._client.subscribe(
+                destination_id, consumer, after=after, space=space, max_batch=max_batch
+            )
         )
 
     def follow(

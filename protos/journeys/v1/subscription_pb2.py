@@ -25,31 +25,33 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ejourneys/v1/subscription.proto\x12\x0bjourneys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"~\n\x10SubscribeRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65stination_id\x18\x02 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\x12\x1b\n\x0e\x61\x66ter_sequence\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_after_sequence\"\xce\x01\n\x0f\x44\x65stinationCall\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\t\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\njourney_id\x18\x05 \x01(\t\x12\x0f\n\x07step_id\x18\x06 \x01(\t\x12\x13\n\x0bprofile_key\x18\x07 \x01(\t\x12\x0b\n\x03run\x18\x08 \x01(\x05\x12\x0e\n\x06\x63hange\x18\t \x01(\t\"D\n\x03Gap\x12\x16\n\x0e\x66irst_sequence\x18\x01 \x01(\x03\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"j\n\x11SubscribeResponse\x12,\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x1c.journeys.v1.DestinationCallH\x00\x12\x1f\n\x03gap\x18\x02 \x01(\x0b\x32\x10.journeys.v1.GapH\x00\x42\x06\n\x04item\"Z\n\nAckRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65stination_id\x18\x02 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x03\"%\n\x0b\x41\x63kResponse\x12\x16\n\x0e\x61\x63ked_sequence\x18\x01 \x01(\x03\"r\n\x12ListMembersRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x12\n\njourney_id\x18\x02 \x01(\t\x12\x0f\n\x07step_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"Q\n\x06Member\x12\x13\n\x0bprofile_key\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61nonymous_id\x18\x03 \x01(\t\x12\x0b\n\x03run\x18\x04 \x01(\x05\"T\n\x13ListMembersResponse\x12$\n\x07members\x18\x01 \x03(\x0b\x32\x13.journeys.v1.Member\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xef\x01\n\x13SubscriptionService\x12L\n\tSubscribe\x12\x1d.journeys.v1.SubscribeRequest\x1a\x1e.journeys.v1.SubscribeResponse0\x01\x12\x38\n\x03\x41\x63k\x12\x17.journeys.v1.AckRequest\x1a\x18.journeys.v1.AckResponse\x12P\n\x0bListMembers\x12\x1f.journeys.v1.ListMembersRequest\x1a .journeys.v1.ListMembersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ejourneys/v1/subscription.proto\x12\x0bjourneys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x01\n\x10SubscribeRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65stination_id\x18\x02 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\x12\x1b\n\x0e\x61\x66ter_sequence\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x11\n\tmax_batch\x18\x05 \x01(\x05\x42\x11\n\x0f_after_sequence\"\xce\x01\n\x0f\x44\x65stinationCall\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\t\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\njourney_id\x18\x05 \x01(\t\x12\x0f\n\x07step_id\x18\x06 \x01(\t\x12\x13\n\x0bprofile_key\x18\x07 \x01(\t\x12\x0b\n\x03run\x18\x08 \x01(\x05\x12\x0e\n\x06\x63hange\x18\t \x01(\t\"D\n\x03Gap\x12\x16\n\x0e\x66irst_sequence\x18\x01 \x01(\x03\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"8\n\tCallBatch\x12+\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x1c.journeys.v1.DestinationCall\"\x93\x01\n\x11SubscribeResponse\x12,\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x1c.journeys.v1.DestinationCallH\x00\x12\x1f\n\x03gap\x18\x02 \x01(\x0b\x32\x10.journeys.v1.GapH\x00\x12\'\n\x05\x63\x61lls\x18\x03 \x01(\x0b\x32\x16.journeys.v1.CallBatchH\x00\x42\x06\n\x04item\"Z\n\nAckRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65stination_id\x18\x02 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x03\"%\n\x0b\x41\x63kResponse\x12\x16\n\x0e\x61\x63ked_sequence\x18\x01 \x01(\x03\"r\n\x12ListMembersRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x12\n\njourney_id\x18\x02 \x01(\t\x12\x0f\n\x07step_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"Q\n\x06Member\x12\x13\n\x0bprofile_key\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61nonymous_id\x18\x03 \x01(\t\x12\x0b\n\x03run\x18\x04 \x01(\x05\"T\n\x13ListMembersResponse\x12$\n\x07members\x18\x01 \x03(\x0b\x32\x13.journeys.v1.Member\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xef\x01\n\x13SubscriptionService\x12L\n\tSubscribe\x12\x1d.journeys.v1.SubscribeRequest\x1a\x1e.journeys.v1.SubscribeResponse0\x01\x12\x38\n\x03\x41\x63k\x12\x17.journeys.v1.AckRequest\x1a\x18.journeys.v1.AckResponse\x12P\n\x0bListMembers\x12\x1f.journeys.v1.ListMembersRequest\x1a .journeys.v1.ListMembersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'journeys.v1.subscription_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=80
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=206
-  _globals['_DESTINATIONCALL']._serialized_start=209
-  _globals['_DESTINATIONCALL']._serialized_end=415
-  _globals['_GAP']._serialized_start=417
-  _globals['_GAP']._serialized_end=485
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=487
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=593
-  _globals['_ACKREQUEST']._serialized_start=595
-  _globals['_ACKREQUEST']._serialized_end=685
-  _globals['_ACKRESPONSE']._serialized_start=687
-  _globals['_ACKRESPONSE']._serialized_end=724
-  _globals['_LISTMEMBERSREQUEST']._serialized_start=726
-  _globals['_LISTMEMBERSREQUEST']._serialized_end=840
-  _globals['_MEMBER']._serialized_start=842
-  _globals['_MEMBER']._serialized_end=923
-  _globals['_LISTMEMBERSRESPONSE']._serialized_start=925
-  _globals['_LISTMEMBERSRESPONSE']._serialized_end=1009
-  _globals['_SUBSCRIPTIONSERVICE']._serialized_start=1012
-  _globals['_SUBSCRIPTIONSERVICE']._serialized_end=1251
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=81
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=226
+  _globals['_DESTINATIONCALL']._serialized_start=229
+  _globals['_DESTINATIONCALL']._serialized_end=435
+  _globals['_GAP']._serialized_start=437
+  _globals['_GAP']._serialized_end=505
+  _globals['_CALLBATCH']._serialized_start=507
+  _globals['_CALLBATCH']._serialized_end=563
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=566
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=713
+  _globals['_ACKREQUEST']._serialized_start=715
+  _globals['_ACKREQUEST']._serialized_end=805
+  _globals['_ACKRESPONSE']._serialized_start=807
+  _globals['_ACKRESPONSE']._serialized_end=844
+  _globals['_LISTMEMBERSREQUEST']._serialized_start=846
+  _globals['_LISTMEMBERSREQUEST']._serialized_end=960
+  _globals['_MEMBER']._serialized_start=962
+  _globals['_MEMBER']._serialized_end=1043
+  _globals['_LISTMEMBERSRESPONSE']._serialized_start=1045
+  _globals['_LISTMEMBERSRESPONSE']._serialized_end=1129
+  _globals['_SUBSCRIPTIONSERVICE']._serialized_start=1132
+  _globals['_SUBSCRIPTIONSERVICE']._serialized_end=1371
 # @@protoc_insertion_point(module_scope)

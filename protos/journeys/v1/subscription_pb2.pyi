@@ -27,12 +27,20 @@ class SubscribeRequest(_message.Message):
     DESTINATION_ID_FIELD_NUMBER: _builtins.int
     CONSUMER_FIELD_NUMBER: _builtins.int
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     destination_id: _builtins.str
     consumer: _builtins.str
     """The consumer's name: 1-64 characters of [A-Za-z0-9_.-]."""
     after_sequence: _builtins.int
     """Start after this sequence; when absent, after the consumer's last ack."""
+    max_batch: _builtins.int
+    """Calls per response, at most: 0 or 1 sends each call in its own response
+    (`call`); more sends the calls that are ready, up to this many, together in
+    one response (`calls`), never waiting to fill it. Each streamed response
+    costs a fixed amount whatever its size, so batches carry many more calls per
+    second. At most 1,000.
+    """
     def __init__(
         self,
         *,
@@ -40,10 +48,11 @@ class SubscribeRequest(_message.Message):
         destination_id: _builtins.str = ...,
         consumer: _builtins.str = ...,
         after_sequence: _builtins.int | None = ...,
+        max_batch: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_after_sequence", b"_after_sequence", "after_sequence", b"after_sequence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after_sequence", b"_after_sequence", "after_sequence", b"after_sequence", "consumer", b"consumer", "destination_id", b"destination_id", "space_id", b"space_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after_sequence", b"_after_sequence", "after_sequence", b"after_sequence", "consumer", b"consumer", "destination_id", b"destination_id", "max_batch", b"max_batch", "space_id", b"space_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__after_sequence: _TypeAlias = _typing.Literal["after_sequence"]  # noqa: Y015
     _WhichOneofArgType__after_sequence: _TypeAlias = _typing.Literal["_after_sequence", b"_after_sequence"]  # noqa: Y015
@@ -129,26 +138,52 @@ class Gap(_message.Message):
 Global___Gap: _TypeAlias = Gap  # noqa: Y015
 
 @_typing.final
+class CallBatch(_message.Message):
+    """Consecutive calls, in sequence order (a response of a subscription with max_batch > 1)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___DestinationCall]: ...
+    def __init__(
+        self,
+        *,
+        calls: _abc.Iterable[Global___DestinationCall] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallBatch: _TypeAlias = CallBatch  # noqa: Y015
+
+@_typing.final
 class SubscribeResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CALL_FIELD_NUMBER: _builtins.int
     GAP_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def call(self) -> Global___DestinationCall: ...
     @_builtins.property
     def gap(self) -> Global___Gap: ...
+    @_builtins.property
+    def calls(self) -> Global___CallBatch: ...
     def __init__(
         self,
         *,
         call: Global___DestinationCall | None = ...,
         gap: Global___Gap | None = ...,
+        calls: Global___CallBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "gap", b"gap", "item", b"item"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "calls", b"calls", "gap", b"gap", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "gap", b"gap", "item", b"item"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "calls", b"calls", "gap", b"gap", "item", b"item"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["call", "gap"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["call", "gap", "calls"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 

@@ -27,13 +27,19 @@ from journeys_server.convert.journeys import (
     status_from_proto,
     warnings_to_proto,
 )
-from journeys_server.convert.messages import call_to_proto, message_to_json, struct_to_dict
+from journeys_server.convert.messages import (
+    call_to_proto,
+    fill_call,
+    message_to_json,
+    struct_to_dict,
+)
 
 __all__ = [
     "Problems",
     "audience_from_proto",
     "audience_to_proto",
     "call_to_proto",
+    "fill_call",
     "computed_trait_from_proto",
     "computed_trait_to_proto",
     "condition_from_proto",

@@ -73,6 +73,15 @@ def timestamp_proto(ms: int | None) -> Timestamp | None:
     return ts
 
 
+def set_timestamp(ts: Timestamp, ms: int | None) -> None:
+    """Sets ``ts`` (a message's field, in place) to the instant ``ms``; leaves it unset
+    where :func:`timestamp_proto` gives None."""
+    if ms is not None and _MIN_SECONDS * 1000 <= ms <= _MAX_SECONDS * 1000 + 999:
+        seconds, rest = divmod(ms, 1000)
+        ts.seconds = seconds
+        ts.nanos = rest * 1_000_000
+
+
 def duration_proto(ms: int | None) -> Duration | None:
     if ms is None:
         return None

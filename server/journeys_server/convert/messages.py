@@ -10,9 +10,9 @@ from journeys.v1 import ingest_pb2, subscription_pb2
 from journeys_engine.clock import format_ms
 from journeys_engine.errors import FieldViolation
 from journeys_engine.store.durable import OutboxRecord
-from journeys_server.convert.common import timestamp_problem, timestamp_proto
+from journeys_server.convert.common import set_timestamp, timestamp_problem
 
-__all__ = ["call_to_proto", "message_problems", "message_to_json", "struct_to_dict"]
+__all__ = ["call_to_proto", "fill_call", "message_problems", "message_to_json", "struct_to_dict"]
 
 _TYPES = {
     ingest_pb2.MESSAGE_TYPE_TRACK: "track",
@@ -87,14 +87,21 @@ def message_to_json(message: ingest_pb2.SegmentMessage) -> dict[str, Any]:
 
 
 def call_to_proto(record: OutboxRecord) -> subscription_pb2.DestinationCall:
-    return subscription_pb2.DestinationCall(
-        sequence=record.sequence,
-        message_id=record.message_id,
-        payload=record.payload,
-        timestamp=timestamp_proto(record.timestamp),
-        journey_id=record.journey_id,
-        step_id=record.step_id,
-        profile_key=record.profile_key,
-        run=record.run,
-        change=record.change.value,
-    )
+    return fill_call(subscription_pb2.DestinationCall(), record)
+
+
+def fill_call(
+    call: subscription_pb2.DestinationCall, record: OutboxRecord
+) -> subscription_pb2.DestinationCall:
+    """Sets the fields of ``call`` (a new message, or one added to a repeated field in
+    place: no copy) from ``record``; returns it."""
+    call.sequence = record.sequence
+    call.message_id = record.message_id
+    call.payload = record.payload
+    set_timestamp(call.timestamp, record.timestamp)
+    call.journey_id = record.journey_id
+    call.step_id = record.step_id
+    call.profile_key = record.profile_key
+    call.run = record.run
+    call.change = record.change.value
+    return call

@@ -13,13 +13,14 @@ from journeys.v1 import subscription_pb2_grpc
 from journeys_engine import Engine, InvalidArgumentError
 from journeys_engine.ids import id_problem
 from journeys_engine.model import DefinitionKind
-from journeys_server.convert import call_to_proto
+from journeys_server.convert import fill_call
 from journeys_server.errors import handle_errors, handle_write_errors
 
 __all__ = ["SubscriptionServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _PAGE = 256
+MAX_BATCH = 1_000  # calls per response, at most
 
 
 class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
@@ -67,27 +68,35 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             after = request.after_sequence
         else:
             after = await store.cursor(space, destination, request.consumer)
+        if not 0 <= request.max_batch <= MAX_BATCH:
+            raise InvalidArgumentError.single(
+                "max_batch", f"must be between 0 and {MAX_BATCH:,} calls per response"
+            )
         # Headers now, so a client waiting for the connection knows it is subscribed.
         await context.send_initial_metadata(())
         key = (space, destination, request.consumer)
         self.connected[key] += 1
         try:
-            await self._stream(context, space, destination, after)
+            await self._stream(context, space, destination, after, max(1, request.max_batch))
         finally:
             self.connected[key] -= 1
             if self.connected[key] <= 0:
                 del self.connected[key]
 
-    async def _stream(self, context: Context, space: str, destination: str, after: int) -> None:
-        """Sends the destination's calls after ``after``, then new ones as they come."""
+    async def _stream(
+        self, context: Context, space: str, destination: str, after: int, batch: int
+    ) -> None:
+        """Sends the destination's calls after ``after``, then new ones as they come;
+        with ``batch`` > 1, the calls ready at once go up to ``batch`` a response."""
         store = self._engine.store
+        page = max(_PAGE, batch)
         while True:
             if self._closing.is_set():
                 await context.abort(
                     grpc.StatusCode.UNAVAILABLE,
                     "the server is stopping; resubscribe to resume from the cursor",
                 )
-            records = await store.read(space, destination, after, _PAGE)
+            records = await store.read(space, destination, after, page)
             # Calls the retention dropped (before the subscription began, or while
             # it was reading) are named, never skipped silently.
             dropped_through = records[0].sequence - 1 if records else None
@@ -99,9 +108,21 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             if not records:
                 await self._wait(space, destination, after)
                 continue
-            for record in records:
-                await self._write(context, pb.SubscribeResponse(call=call_to_proto(record)))
-                after = record.sequence
+            if batch == 1:
+                for record in records:
+                    single = pb.SubscribeResponse()
+                    fill_call(single.call, record)
+                    await self._write(context, single)
+                    after = record.sequence
+                continue
+            for start in range(0, len(records), batch):
+                part = records[start : start + batch]
+                response = pb.SubscribeResponse()
+                add = response.calls.calls.add
+                for record in part:
+                    fill_call(add(), record)
+                await self._write(context, response)
+                after = part[-1].sequence
 
     async def _wait(self, space: str, destination: str, after: int) -> None:
         """Returns once there is a call after ``after``, or the server is stopping."""
