@@ -183,6 +183,7 @@ class Engine:
         self._door = asyncio.Event()
         self._door.set()
         self._closed = False
+        self._spaces_seen: set[str] = set()  # spaces ingest has found: no read per call
 
     @classmethod
     async def open(
@@ -289,7 +290,9 @@ class Engine:
             InvalidArgumentError: with ``whole``, every problem of every message
                 that failed its check (``messages[i].field``).
         """
-        await self.spaces.get(space_id)
+        if space_id not in self._spaces_seen:  # (spaces are never deleted)
+            await self.spaces.get(space_id)
+            self._spaces_seen.add(space_id)
         while not self._door.is_set():  # a clock move or catalog change is settling
             await self._door.wait()
         now = self.clock.now_ms()

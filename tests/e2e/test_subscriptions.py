@@ -320,9 +320,7 @@ async def test_a_batched_subscription_carries_the_same_calls_in_fewer_responses(
 
 
 @pytest.mark.parametrize("max_batch", [-1, 1001])
-async def test_a_batch_size_out_of_range_is_refused(
-    client: JourneysClient, max_batch: int
-) -> None:
+async def test_a_batch_size_out_of_range_is_refused(client: JourneysClient, max_batch: int) -> None:
     with pytest.raises(InvalidArgumentError) as refused:
         async for _ in client.subscribe("hooks", "c", after=0, max_batch=max_batch):
             break

@@ -87,3 +87,13 @@ async def test_bad_page_requests(engine: Engine, size: int, token: str, field: s
 async def test_page_size_is_capped(engine: Engine) -> None:
     page = await engine.spaces.list(page_size=10**9)
     assert len(page.items) == 1
+
+
+async def test_ingest_into_an_unknown_space_is_refused_every_time(engine: Engine) -> None:
+    message = {"type": "track", "userId": "u", "event": "E", "messageId": "m1"}
+    assert (await engine.ingest("default", [message])).accepted == 1
+    for _ in range(2):  # (a space ingest has found is remembered; others are not)
+        with pytest.raises(NotFoundError, match="space 'nowhere' not found"):
+            await engine.ingest("nowhere", [message])
+    await engine.spaces.create("nowhere")
+    assert (await engine.ingest("nowhere", [message])).accepted == 1
