@@ -66,6 +66,15 @@ sys.path[:0] = [
 
 from bench.machine import describe, median_range  # noqa: E402
 from bench.runtime import START, messages, open_engine, rss_bytes  # noqa: E402
+from bench.scale import (  # noqa: E402
+    DAY_MS,
+    SPACE,
+    build_profiles,
+    build_timers,
+    remove_db,
+    wake_at,
+)
+from bench.scale import create_db as _create  # noqa: E402
 from journeys_engine import Engine, EngineSettings, Move, Unit  # noqa: E402
 from journeys_engine.model import (  # noqa: E402
     Condition,
@@ -78,27 +87,14 @@ from journeys_engine.model import (  # noqa: E402
     SendToDestinationsStep,
     WaitDurationStep,
 )
-from journeys_engine.runtime.actor import Actor  # noqa: E402
 from journeys_engine.runtime.runtime import UNIT_ACTORS, ActorSnapshot  # noqa: E402
-from journeys_engine.store.database import Database  # noqa: E402
-from journeys_engine.store.schema import MIGRATIONS  # noqa: E402
 from journeys_engine.testing import FakeClock  # noqa: E402
 
-SPACE = "default"
-DAY_MS = 86_400_000
-SPREAD_MS = 30 * DAY_MS  # wake-ups spread over the next 30 days
-HASH = 2_654_435_761  # (i * HASH) % SPREAD_MS: distinct-looking, reproducible instants
 WORKDIR = Path("/tmp/journeys-durability")
 SCRATCH = ("profiles.db", "timers.db", "flush.db", "flush-raw.db", "stall.db", "fire.db")
 
 
 # Helpers
-
-
-def remove_db(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{path}{suffix}").unlink()
 
 
 def db_bytes(path: Path) -> int:
@@ -107,20 +103,6 @@ def db_bytes(path: Path) -> int:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     wal = Path(f"{path}-wal")
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-
-
-def schema_statement(prefix: str) -> str:
-    """The schema's own statement that starts with ``prefix`` (an index to drop and remake)."""
-    for migration in MIGRATIONS:
-        for statement in migration:
-            if statement.strip().startswith(prefix):
-                return statement
-    raise LookupError(prefix)
-
-
-def wake_at(now: int, i: int) -> int:
-    """The i-th cloned profile's wake-up (the same formula as the SQL builds use)."""
-    return now + 1 + (i * HASH) % SPREAD_MS
 
 
 def trim_heap() -> bool:
@@ -237,95 +219,6 @@ class Longest:
 
 
 # The profile database (figures 1, 2, 4, 5)
-
-
-async def build_templates(path: Path, templates: int) -> int:
-    """Real profiles through the engine: the five examples, four messages per
-    profile, the clock crossing two days. Returns the clock's time at the end."""
-    remove_db(path)
-    clock = FakeClock(START)
-    engine = await open_engine(clock, path)
-    stream = messages(templates, 4 * templates, seed=5)
-    batch = 500
-    step_ms = 2 * DAY_MS * batch // len(stream)
-    for i in range(0, len(stream), batch):
-        await engine.ingest(SPACE, stream[i : i + batch])
-        clock.advance(step_ms)
-        await engine.fire_due()
-    await engine.settle()
-    now = clock.now_ms()
-    await engine.close()
-    return now
-
-
-def clone_profiles(path: Path, profiles: int, now: int) -> None:
-    """Replaces the template profiles by ``profiles`` clones of them (ids
-    ``u:c0000000``...), each with its own wake-up after ``now``, and their step
-    rosters (the templates' are kept aside in ``members_src``)."""
-    chunk = 250_000
-    by_wake = schema_statement("CREATE INDEX actors_by_wake")
-    by_actor = schema_statement("CREATE INDEX members_by_actor")
-    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
-        # A scratch build: no journal, no syncs; the indexes are made at the end.
-        db.execute("PRAGMA journal_mode=OFF")
-        db.execute("PRAGMA synchronous=OFF")
-        db.execute("PRAGMA cache_size=-1000000")
-        db.execute(
-            "CREATE TEMP TABLE tpl AS SELECT row_number() OVER (ORDER BY actor_id) - 1 AS n, "
-            "actor_id, position, data FROM actors WHERE space_id = ?",
-            (SPACE,),
-        )
-        db.execute("CREATE UNIQUE INDEX temp.tpl_n ON tpl (n)")
-        (templates,) = db.execute("SELECT count(*) FROM tpl").fetchone()
-        db.execute("BEGIN")
-        db.execute("DELETE FROM members WHERE actor_id IN (SELECT actor_id FROM tpl)")
-        db.execute("DELETE FROM actors WHERE actor_id IN (SELECT actor_id FROM tpl)")
-        db.execute("DROP INDEX actors_by_wake")
-        db.execute("DROP INDEX members_by_actor")
-        db.execute("COMMIT")
-        series = "WITH RECURSIVE c(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM c WHERE i + 1 < ?)"
-        user = "'c' || printf('%07d', c.i)"
-        for first in range(0, profiles, chunk):
-            last = min(profiles, first + chunk)
-            db.execute("BEGIN")
-            db.execute(
-                f"{series} INSERT INTO actors (space_id, actor_id, position, wake_at, data) "
-                f"SELECT ?, 'u:' || {user}, t.position, ? + 1 + (c.i * ?) % ?, "
-                f"json_set(t.data, '$.key', {user}, '$.user_id', {user}) "
-                "FROM c JOIN tpl AS t ON t.n = c.i % ?",
-                (first, last, SPACE, now, HASH, SPREAD_MS, templates),
-            )
-            db.execute("COMMIT")
-        # The rosters in one statement, in key order: the table is empty, so they append.
-        db.execute("BEGIN")
-        db.execute(
-            f"{series} INSERT INTO members (space_id, journey_id, step_id, joined_at, "
-            "joined_after, actor_id, run, waiting) SELECT m.space_id, m.journey_id, "
-            f"m.step_id, m.joined_at, m.joined_after, 'u:' || {user}, m.run, m.waiting "
-            "FROM c JOIN temp.tpl AS t ON t.n = c.i % ? JOIN main.members_src AS m "
-            "ON m.actor_id = t.actor_id ORDER BY 1, 2, 3, 4, 5, 6",
-            (0, profiles, templates),
-        )
-        db.execute("COMMIT")
-        db.execute(by_wake)
-        db.execute(by_actor)
-        db.execute("PRAGMA journal_mode=WAL")
-
-
-async def build_profiles(path: Path, profiles: int, templates: int) -> tuple[int, float]:
-    """The profile database; returns (its clock's now, seconds to build)."""
-    started = time.perf_counter()
-    now = await build_templates(path, templates)
-    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
-        # The templates' rosters, kept aside while the templates go.
-        db.execute("DROP TABLE IF EXISTS members_src")
-        db.execute("CREATE TABLE members_src AS SELECT * FROM members WHERE space_id = ?", (SPACE,))
-        db.execute("CREATE INDEX members_src_by_actor ON members_src (actor_id)")
-    clone_profiles(path, profiles, now)
-    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
-        db.execute("DROP TABLE members_src")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return now, time.perf_counter() - started
 
 
 def profile_counts(path: Path, now: int, horizon_ms: int) -> dict[str, float]:
@@ -482,41 +375,6 @@ async def warmup(path: Path, now: int, first: int, seed: int) -> dict[str, Any]:
 
 
 # Pending timers (figure 6)
-
-
-def build_timers(path: Path, count: int, now: int) -> float:
-    """``count`` profiles with minimal snapshots and a wake-up each, in SQL; seconds."""
-    started = time.perf_counter()
-    remove_db(path)
-    asyncio.run(_create(path))
-    template = json.dumps(Actor("@", "@", None).to_data(), separators=(",", ":"))
-    head, middle, tail = template.split("@")
-    chunk = 1_000_000
-    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA cache_size=-1000000")
-        db.execute("DROP INDEX actors_by_wake")  # made again at the end: faster than kept
-        for first in range(0, count, chunk):
-            last = min(count, first + chunk)
-            user = "'t' || printf('%08d', c.i)"
-            db.execute("BEGIN")
-            db.execute(
-                "WITH RECURSIVE c(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM c WHERE i + 1 < ?) "
-                "INSERT INTO actors (space_id, actor_id, position, wake_at, data) "
-                f"SELECT ?, 'u:' || {user}, 0, ? + 1 + (c.i * ?) % ?, "
-                f"? || {user} || ? || {user} || ? FROM c",
-                (first, last, SPACE, now, HASH, SPREAD_MS, head, middle, tail),
-            )
-            db.execute("COMMIT")
-        db.execute(schema_statement("CREATE INDEX actors_by_wake"))
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return time.perf_counter() - started
-
-
-async def _create(path: Path) -> None:
-    db = await Database.open(path)
-    await db.close()
 
 
 async def open_timers(path: Path, now: int) -> dict[str, Any]:

@@ -44,19 +44,26 @@ def test_the_timer_and_runtime_benchmarks_run() -> None:
     assert "RSS per resident profile" in runtime.stdout
 
 
-def test_the_ingest_benchmark_runs_against_real_and_no_op_servers() -> None:
-    sizes = ["--users", "200", "--messages", "1000", "--batch", "100", "--window", "4"]
-    latency = ["--duration", "2", "--pings-per-batch", "2"]
+def test_the_served_figures_run_with_auth_and_hold_their_guards() -> None:
+    """The suite's gRPC figures at toy sizes against real servers with auth on: each
+    row is printed, and none falls below its guard (a ratio to its in-run baseline)."""
+    only = [arg for name in ("ingest", "latency", "output", "unary") for arg in ("--only", name)]
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "ingest.py"), *sizes, "--repeats", "1", *latency],
-        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+        [sys.executable, str(ROOT / "bench" / "suite.py"), "--quick", *only],
+        capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     out = result.stdout
     assert " cores | Python " in out
-    assert "ratio engine / no-op" in out
-    assert "0 pings missing" in out
-    assert "write -> call on subscription:   p50" in out
+    for row in (
+        "| end-to-end ingest (acked, applied, outputs committed) |",
+        "| latency ingest → subscription, p99, at 2,000 events/s offered |",
+        "| destination calls streamed to 4 concurrent named subscribers |",
+        "| unary Ingest of one event |",
+    ):
+        assert row in out, out
+    assert "REGRESSED" not in out
+    assert ", 0 missing" in out
 
 
 def test_the_reporting_benchmark_runs() -> None:
@@ -125,3 +132,34 @@ def test_the_http_ingest_benchmark_runs_against_grpc() -> None:
     assert result.returncode == 0, result.stderr
     assert "HTTP /v1/batch, first write -> last 200" in result.stdout
     assert "ratio HTTP / gRPC" in result.stdout
+
+
+def test_the_scale_runners_print_their_figures_and_hold_their_guards(tmp_path: Path) -> None:
+    """bench/restart.py, memory.py, pending_timers.py and snapshots.py at toy sizes,
+    each on its own: every figure's row is printed, none falls below its guard."""
+    rows = {
+        "restart": ["Engine.open → first ingest acknowledged |", "Engine.open → ready()"],
+        "memory": ["| RSS per resident idle profile (slope ", "| server RSS holding 5,000 "],
+        "pending_timers": [
+            "| 20,000 pending timers: engine RSS after open",
+            "| timer fires on the system clock, 200 waits",
+            "| timer lateness p99 on the system clock",
+        ],
+        "snapshots": [
+            "| snapshot writes, DurableStore.commit, units of ",
+            "| snapshot writes, engine flush ",
+            "| event-loop stall p99 during engine flushes",
+        ],
+    }
+    for name, expected in rows.items():
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--quick",
+             "--workdir", str(tmp_path / "scale")],
+            capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr + result.stdout
+        out = result.stdout
+        assert " cores | Python " in out
+        for row in expected:
+            assert row in out, out
+        assert "REGRESSED" not in out, out

@@ -321,8 +321,11 @@ async def test_a_batched_subscription_carries_the_same_calls_in_fewer_responses(
 
 @pytest.mark.parametrize("max_batch", [-1, 1001])
 async def test_a_batch_size_out_of_range_is_refused(client: JourneysClient, max_batch: int) -> None:
-    with pytest.raises(InvalidArgumentError) as refused:
+    async def subscribe() -> None:
         async for _ in client.subscribe("hooks", "c", after=0, max_batch=max_batch):
             break
+
+    with pytest.raises(InvalidArgumentError) as refused:
+        await subscribe()
     assert [v.field for v in refused.value.field_violations] == ["max_batch"]
     assert "between 0 and 1,000" in str(refused.value)
