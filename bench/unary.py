@@ -94,7 +94,7 @@ async def run_noop(requests: Sequence[ingest_pb2.IngestRequest]) -> float:
 
 def measure(quick: bool, workdir: Path | None = None) -> list[Figure]:
     """Unary requests/s against the no-op server."""
-    count, runs = (300, 1) if quick else (12_000, 3)
+    count, runs = (300, 1) if quick else (6_000, 3)
     requests = batches(segment_messages(USERS, count, seed=11), size=1, prefix="u")
     engine: list[float] = []
     noop: list[float] = []
