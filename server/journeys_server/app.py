@@ -46,6 +46,7 @@ from journeys_engine.model import Limits
 from journeys_engine.model.limits import MINUTE_MS
 from journeys_server.access import TokenAuthorizer
 from journeys_server.calls import CallInterceptor
+from journeys_server.collector import tune_collector
 from journeys_server.decoding import DecodingInterceptor
 from journeys_server.http_ingest import HttpIngest
 from journeys_server.interceptor import AllowAll, AuthorizationInterceptor, Authorizer
@@ -476,6 +477,7 @@ async def _serve(settings: ServerSettings) -> None:
         server = await JourneysServer.start(settings)
         try:
             await server.ready()
+            tune_collector()
             clock = "manual clock" if settings.manual_clock else "system clock"
             scheme = "TLS" if settings.tls_cert else "plaintext"
             if server.metrics_port is not None:  # (before the line starters wait for)
