@@ -86,11 +86,23 @@ MAX_INSTANT_MS = 253_402_300_799_999
 """9999-12-31T23:59:59.999Z: the last instant the engine can write (and so keep)."""
 
 
+_SECONDS: dict[int, str] = {}  # epoch second -> its text up to the milliseconds
+_SECONDS_KEPT = 4096
+
+
 def format_ms(ms: int) -> str:
     """ISO 8601 UTC with milliseconds and ``Z``, e.g. ``2026-01-02T03:04:05.006Z``."""
-    dt = datetime.fromtimestamp(ms // 1000, tz=UTC)
-    # (%Y does not pad years before 1000 to four digits everywhere; ISO 8601 wants them.)
-    return f"{dt.year:04d}" + dt.strftime("-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+    # Messages come in runs of nearby instants (a batch shares its received time),
+    # so the text of each second is kept for the next ones.
+    second, milli = divmod(ms, 1000)
+    text = _SECONDS.get(second)
+    if text is None:
+        if len(_SECONDS) >= _SECONDS_KEPT:
+            _SECONDS.clear()
+        dt = datetime.fromtimestamp(second, tz=UTC)
+        # (%Y does not pad years before 1000 to four digits everywhere; ISO 8601 wants them.)
+        text = _SECONDS[second] = f"{dt.year:04d}" + dt.strftime("-%m-%dT%H:%M:%S")
+    return f"{text}.{milli:03d}Z"
 
 
 def parse_iso_ms(text: str) -> int:

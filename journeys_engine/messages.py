@@ -13,6 +13,7 @@ property.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class MessageType(StrEnum):
 
 
 _EVENT_OF = {MessageType.PAGE: "Page Viewed", MessageType.SCREEN: "Screen Viewed"}
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_PLAIN = frozenset((str, int, bool, type(None)))  # (never NaN or infinite)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +192,7 @@ def _identifier(raw: Mapping[str, Any], name: str, report: Any) -> str | None:
     if len(text) > 255:
         report(name, "must be at most 255 characters")
         return None
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if _CONTROL.search(text):
         report(name, "must not contain control characters")
         return None
     return text
@@ -209,12 +212,17 @@ def _object(raw: Mapping[str, Any], name: str, report: Any) -> dict[str, Any]:
 
 
 def _finite(value: Any) -> bool:
+    kind = type(value)
+    if kind in _PLAIN:  # (the usual cases first, without the abstract check below)
+        return True
+    if kind is dict:
+        return all(map(_finite, value.values()))
     if isinstance(value, float):
         return math.isfinite(value)
-    if isinstance(value, Mapping):
-        return all(_finite(v) for v in value.values())
     if isinstance(value, list):
-        return all(_finite(v) for v in value)
+        return all(map(_finite, value))
+    if isinstance(value, Mapping):
+        return all(map(_finite, value.values()))
     return True
 
 
