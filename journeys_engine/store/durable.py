@@ -333,18 +333,18 @@ class DurableStore:
                             for journey_id, step_id, at, after, run, waiting in rows or ()
                         ],
                     )
-            for (space_id, journey_id), counts in unit.counts.items():
-                if counts is None:
-                    await tx.execute(
-                        "DELETE FROM journey_stats WHERE space_id = ? AND journey_id = ?",
-                        (space_id, journey_id),
-                    )
-                else:
-                    await tx.execute(
-                        "INSERT OR REPLACE INTO journey_stats (space_id, journey_id, data) "
-                        "VALUES (?, ?, ?)",
-                        (space_id, journey_id, counts),
-                    )
+            gone = [key for key, counts in unit.counts.items() if counts is None]
+            if gone:
+                await tx.executemany(
+                    "DELETE FROM journey_stats WHERE space_id = ? AND journey_id = ?", gone
+                )
+            counted = [(*key, counts) for key, counts in unit.counts.items() if counts is not None]
+            if counted:
+                await tx.executemany(
+                    "INSERT OR REPLACE INTO journey_stats (space_id, journey_id, data) "
+                    "VALUES (?, ?, ?)",
+                    counted,
+                )
             if touched:
                 await tx.executemany(
                     "INSERT OR REPLACE INTO sequences (space_id, destination_id, last) "
