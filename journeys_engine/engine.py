@@ -149,7 +149,10 @@ class Engine:
             clock.now_ms,
         )
         self.router = Router(
-            self._apply_batch, shards=settings.shards, capacity=settings.shard_capacity
+            self._apply_batch,
+            shards=settings.shards,
+            capacity=settings.shard_capacity,
+            merge=UNIT_ACTORS,
         )
         self.store.on_logged = self.router.put
         self._replayed = asyncio.Event()  # the log beyond the floor is queued again

@@ -45,6 +45,9 @@ class Router:
         apply: Applies one batch (synchronously) and commits its unit (awaited).
         shards: Number of shards.
         capacity: Batches each shard's queue holds before ``put`` waits.
+        merge: Messages applied at once, at most: message batches of one space
+            queued behind the one a shard takes are applied with it up to this
+            many (one unit and one commit instead of several when it is behind).
     """
 
     def __init__(
@@ -53,8 +56,10 @@ class Router:
         *,
         shards: int = 4,
         capacity: int = 64,
+        merge: int = 1,
     ) -> None:
         self._apply = apply
+        self._merge = merge
         self._queues: list[asyncio.Queue[Batch]] = [
             asyncio.Queue(maxsize=capacity) for _ in range(shards)
         ]
@@ -116,15 +121,30 @@ class Router:
         return [ShardStats(i, q.qsize(), self._capacity) for i, q in enumerate(self._queues)]
 
     async def _run(self, queue: asyncio.Queue[Batch]) -> None:
+        following: Batch | None = None  # taken from the queue, not merged: next
         while True:
-            batch = await queue.get()
+            batch = following if following is not None else await queue.get()
+            following = None
+            taken = 1
+            while batch.messages and len(batch.messages) < self._merge and not queue.empty():
+                following = queue.get_nowait()
+                if (
+                    following.wakes
+                    or following.space_id != batch.space_id
+                    or len(batch.messages) + len(following.messages) > self._merge
+                ):
+                    break
+                batch = Batch(batch.space_id, [*batch.messages, *following.messages])
+                following = None
+                taken += 1
             try:
                 if self._failure is None:
                     await self._apply(batch)
             except Exception as err:  # noqa: BLE001 - kept and raised to every caller
                 self._failure = err
             finally:
-                queue.task_done()
+                for _ in range(taken):
+                    queue.task_done()
 
     def fail(self, err: BaseException) -> None:
         """Stops applying: every later put and settle raises (the first failure kept)."""

@@ -80,3 +80,41 @@ async def test_a_failure_is_raised_to_every_later_caller() -> None:
     with pytest.raises(StoppedError):
         await router.put("default", _messages("u1", 1))
     await router.close()
+
+
+async def test_batches_queued_behind_are_applied_together_up_to_the_merge_limit() -> None:
+    gate = asyncio.Event()
+    applied: list[tuple[str, list[int], list[str]]] = []
+
+    async def apply(batch: Batch) -> None:
+        await gate.wait()
+        applied.append(
+            (
+                batch.space_id,
+                [logged.position for logged in batch.messages],
+                [actor_id for actor_id, _ in batch.wakes],
+            )
+        )
+
+    router = Router(apply, shards=1, capacity=16, merge=5)
+    router.start()
+    await router.put("default", _messages("u1", 1, start=0))  # taken at once, held
+    await asyncio.sleep(0)
+    await router.put("default", _messages("u1", 2, start=1))
+    await router.put("default", _messages("u1", 2, start=3))
+    await router.put("default", _messages("u1", 2, start=5))  # past the limit: next
+    await router.put("other", _messages("u1", 1, start=7))  # another space: on its own
+    await router.put_wakes("other", [("u:u1", 10)])  # wake-ups: never merged
+    await router.put("other", _messages("u1", 1, start=8))
+    gate.set()
+    await router.settle()
+    await router.close()
+    assert applied == [
+        ("default", [0], []),
+        ("default", [1, 2, 3, 4], []),
+        ("default", [5, 6], []),
+        ("other", [7], []),
+        ("other", [], ["u:u1"]),
+        ("other", [8], []),
+    ]
+    assert [s.queued for s in router.stats()] == [0]
