@@ -15,7 +15,7 @@ import gc
 
 __all__ = ["THRESHOLDS", "tune_collector"]
 
-THRESHOLDS = (50_000, 20, 10)
+THRESHOLDS = (10_000, 10, 10)
 """Allocations before a young collection, and young (then middle) collections
 before the next generation is collected."""
 
