@@ -96,7 +96,7 @@ def main() -> None:
         workdir = args.workdir or Path(scratch)
         figures = run(args.quick, workdir, set(args.only) if args.only else None)
     minutes = (time.perf_counter() - started) / 60
-    command = "python " + shlex.join(["bench/suite.py", *sys.argv[1:]])
+    command = ".venv/bin/python " + shlex.join(["bench/suite.py", *sys.argv[1:]])
     section = "\n".join(
         [
             f"Machine: `{machine}`",
