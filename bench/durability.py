@@ -65,7 +65,7 @@ sys.path[:0] = [
 ]
 
 from bench.machine import describe, median_range  # noqa: E402
-from bench.runtime import START, messages, open_engine, rss_bytes  # noqa: E402
+from bench.runtime import START, open_engine, rss_bytes  # noqa: E402
 from bench.scale import (  # noqa: E402
     DAY_MS,
     SPACE,
@@ -75,6 +75,7 @@ from bench.scale import (  # noqa: E402
     wake_at,
 )
 from bench.scale import create_db as _create  # noqa: E402
+from bench.workload import segment_messages  # noqa: E402
 from journeys_engine import Engine, EngineSettings, Move, Unit  # noqa: E402
 from journeys_engine.model import (  # noqa: E402
     Condition,
@@ -419,7 +420,7 @@ async def flush_figures(workdir: Path, profiles: int, runs: int) -> dict[str, An
     remove_db(raw_path)
     clock = FakeClock(START)
     engine = await open_engine(clock, path)
-    stream = messages(profiles, 2 * profiles, seed=7)
+    stream = segment_messages(profiles, 2 * profiles, seed=7)
     for i in range(0, len(stream), UNIT_ACTORS):
         await engine.ingest(SPACE, stream[i : i + UNIT_ACTORS])
     await engine.settle()
@@ -513,7 +514,7 @@ async def stall_figures(workdir: Path, events: int, profiles: int) -> dict[str, 
     remove_db(path)
     clock = FakeClock(START)
     engine = await open_engine(clock, path)
-    stream = messages(profiles, events, seed=9)
+    stream = segment_messages(profiles, events, seed=9)
     step_ms = 10 * DAY_MS * UNIT_ACTORS // max(1, len(stream))
     longest = Longest()
     for name in ("apply", "take_units", "wake"):

@@ -39,7 +39,8 @@ sys.path[:0] = [
 ]
 
 from bench.machine import describe, median_range  # noqa: E402
-from bench.runtime import START, messages, open_engine  # noqa: E402
+from bench.runtime import START, open_engine  # noqa: E402
+from bench.workload import segment_messages  # noqa: E402
 from journeys_engine import Engine  # noqa: E402
 from journeys_engine.runtime.space import SpaceRuntime  # noqa: E402
 from journeys_engine.testing import FakeClock  # noqa: E402
@@ -140,7 +141,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=200, help="calls per read measured")
     args = parser.parse_args()
-    stream = messages(args.profiles, args.messages, seed=5)
+    stream = segment_messages(args.profiles, args.messages, seed=5)
     step_ms = 10 * 86_400_000 * args.batch // max(1, args.messages)
 
     with_timeline, without = [], []

@@ -1,8 +1,8 @@
 """In-process throughput of the engine core: the five examples published, many profiles.
 
 Workload: the five example journeys published (winback with its entry on events
-since publish), their destinations, audience and computed trait; a seeded
-stream of Segment-like messages (the examples' events, noise events no
+since publish), their destinations, audience and computed trait; the
+messages of ``bench/workload.py`` (the examples' events, noise events no
 condition uses, identify calls) over N profiles, sent in batches through
 ``Engine.ingest`` while a manual clock moves forward, so waits, re-checks and
 exits fire along the way. Outputs are counted, not kept. The baseline in the
@@ -26,7 +26,6 @@ import gc
 import io
 import os
 import pstats
-import random
 import sys
 import time
 import tracemalloc
@@ -42,6 +41,7 @@ sys.path[:0] = [
 ]
 
 from bench.machine import describe, median_range  # noqa: E402
+from bench.workload import EXAMPLES, segment_messages  # noqa: E402
 from journeys_engine import Engine, EngineSettings, Move, Unit  # noqa: E402
 from journeys_engine.messages import Message, parse_message  # noqa: E402
 from journeys_engine.model import EntryStep  # noqa: E402
@@ -51,19 +51,6 @@ from journeys_engine.testing import FakeClock  # noqa: E402
 from tests.helpers.examples import load_example  # noqa: E402
 
 START = 1_767_225_600_000
-EXAMPLES = ("cart-abandonment", "onboarding", "paid-subscription", "trial-to-paid", "winback")
-MIX: list[tuple[str, float]] = [
-    ("Product Added", 0.16),
-    ("Order Completed", 0.06),
-    ("Page Viewed", 0.20),
-    ("Subscription Started", 0.04),
-    ("Trial Started", 0.03),
-    ("Account Created", 0.03),
-    ("Tutorial Completed", 0.03),
-    ("Button Clicked", 0.15),
-    ("Scrolled", 0.15),
-    ("identify", 0.15),
-]
 
 
 class CountingSink:
@@ -74,46 +61,6 @@ class CountingSink:
 
     async def commit(self, unit: Unit) -> None:
         self.outputs += len(unit.outputs)
-
-
-def messages(profiles: int, count: int, seed: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
-    names = [n for n, _ in MIX]
-    weights = [w for _, w in MIX]
-    out = []
-    for i in range(count):
-        user = f"user-{rng.randrange(profiles) if i >= profiles else i}"
-        name = rng.choices(names, weights)[0]
-        base: dict[str, Any] = {
-            "userId": user,
-            "messageId": f"m-{seed}-{i}",
-            "context": {"library": {"name": "analytics-python", "version": "2.3.3"}},
-        }
-        if name == "identify":
-            out.append(
-                {
-                    **base,
-                    "type": "identify",
-                    "traits": {
-                        "preferred_channel": rng.choice(["email", "sms"]),
-                        "Customer Lifetime Value": rng.randrange(0, 300),
-                        "email": f"{user}@example.com",
-                    },
-                }
-            )
-            continue
-        properties: dict[str, Any] = {}
-        if name == "Order Completed":
-            properties = {"revenue": round(rng.uniform(5, 300), 2), "currency": "USD"}
-        elif name == "Product Added":
-            properties = {"product_id": f"p{rng.randrange(500)}", "price": rng.randrange(5, 200)}
-        elif name == "Page Viewed":
-            base["context"]["campaign"] = {"source": rng.choice(["facebook", "google", "email"])}
-            properties = {"url": "https://example.com/", "title": "Home"}
-        elif name == "Subscription Started":
-            properties = {"Subscription Plan Type": rng.choice(["Free", "paid"])}
-        out.append({**base, "type": "track", "event": name, "properties": properties})
-    return out
 
 
 async def open_engine(clock: FakeClock, path: str | Path = ":memory:") -> Engine:
@@ -216,7 +163,9 @@ async def bytes_per_profile(small: int, large: int) -> tuple[float, float]:
     resident profiles, one message each."""
     clock = FakeClock(START)
     engine = await open_engine(clock)
-    stream = messages(large, large, seed=11)  # one message per profile: each becomes resident
+    stream = segment_messages(
+        large, large, seed=11
+    )  # one message per profile: each becomes resident
     parsed = [logged(i + 1, parse_message(raw, received_at=START)) for i, raw in enumerate(stream)]
 
     def apply(part: list[Any]) -> tuple[int, int]:
@@ -242,7 +191,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    stream = messages(args.profiles, args.messages, seed=5)
+    stream = segment_messages(args.profiles, args.messages, seed=5)
     # The clock covers ten days over the run, so one-hour and multi-day waits fire.
     step_ms = 10 * 86_400_000 * args.batch // max(1, args.messages)
     engine_rates, baseline_rates, outputs = [], [], 0

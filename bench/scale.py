@@ -41,7 +41,8 @@ for _path in (ROOT, ROOT / "server", ROOT / "clients" / "python", ROOT / "protos
         sys.path.insert(0, str(_path))
 
 from bench.figures import Figure, table  # noqa: E402
-from bench.runtime import START, messages, open_engine  # noqa: E402
+from bench.runtime import START, open_engine  # noqa: E402
+from bench.workload import segment_messages  # noqa: E402
 from journeys_engine.runtime.actor import Actor  # noqa: E402
 from journeys_engine.store.database import SCHEMA_VERSION, Database  # noqa: E402
 from journeys_engine.store.schema import MIGRATIONS  # noqa: E402
@@ -237,7 +238,7 @@ async def build_templates(path: Path, templates: int) -> int:
     remove_db(path)
     clock = FakeClock(START)
     engine = await open_engine(clock, path)
-    stream = messages(templates, 4 * templates, seed=5)
+    stream = segment_messages(templates, 4 * templates, seed=5)
     batch = 500
     step_ms = 2 * DAY_MS * batch // len(stream)
     for i in range(0, len(stream), batch):
