@@ -4,9 +4,10 @@ Runs each runner in turn (each starts its own servers and child processes, so
 one figure's memory does not weigh on the next), prints the table, and with
 ``--write`` replaces the part of ``BENCHMARKS.md`` between the suite's markers
 with it: the machine, the date, the exact command and the wall time. The full
-run takes about 15 minutes on the reference machine (2 cores); ``--quick`` runs
-every figure at toy sizes in about a minute and exits 1 when a guarded ratio
-fell below its floor (``Figure.guard``), which is how CI uses it.
+run takes about 10 minutes on the reference machine (2 cores), building its large
+files included; ``--quick`` runs every figure at toy sizes in under a minute and
+exits 1 when a guarded ratio fell below its floor (``Figure.guard``), which is how
+CI uses it (``tests/test_benchmarks_run.py``).
 
 Run from the repository root:  .venv/bin/python bench/suite.py --write
 """

@@ -152,7 +152,7 @@ class Engine:
             self._apply_batch,
             shards=settings.shards,
             capacity=settings.shard_capacity,
-            merge=UNIT_ACTORS,
+            merge=UNIT_ACTORS,  # messages (a unit of that many holds at most as many profiles)
         )
         self.store.on_logged = self.router.put
         self._replayed = asyncio.Event()  # the log beyond the floor is queued again

@@ -294,7 +294,10 @@ class JourneysServer:
             ingest_pb2_grpc.add_IngestServiceServicer_to_server(ingest, server)
             closing = asyncio.Event()  # set on stop: subscriptions end, so the stop is prompt
             subscriptions = SubscriptionServicer(
-                engine, stall_seconds=settings.subscriber_stall_seconds, closing=closing
+                engine,
+                stall_seconds=settings.subscriber_stall_seconds,
+                closing=closing,
+                batch_bytes=settings.max_send_message_bytes // 4,
             )
             subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server(subscriptions, server)
             reporting_pb2_grpc.add_ReportingServiceServicer_to_server(

@@ -90,8 +90,18 @@ async def test_page_size_is_capped(engine: Engine) -> None:
 
 
 async def test_ingest_into_an_unknown_space_is_refused_every_time(engine: Engine) -> None:
+    looked_up: list[str] = []
+    get = engine.spaces.get
+
+    async def counted_get(space_id: str) -> object:
+        looked_up.append(space_id)
+        return await get(space_id)
+
+    engine.spaces.get = counted_get  # type: ignore[method-assign,assignment]
     message = {"type": "track", "userId": "u", "event": "E", "messageId": "m1"}
     assert (await engine.ingest("default", [message])).accepted == 1
+    assert (await engine.ingest("default", [message])).duplicates == [0]
+    assert looked_up == ["default"]  # found once, then remembered: no read per call
     for _ in range(2):  # (a space ingest has found is remembered; others are not)
         with pytest.raises(NotFoundError, match="space 'nowhere' not found"):
             await engine.ingest("nowhere", [message])

@@ -371,11 +371,11 @@ export class JourneysClient {
    *
    * @param {string} destinationId
    * @param {string} consumer
-   * @param {{ after?: number, retries?: number, space?: string }} [options]
+   * @param {{ after?: number, retries?: number, space?: string, maxBatch?: number }} [options]
    * @returns {Follower}
    */
-  follow(destinationId, consumer, { after, retries = 10, space } = {}) {
-    return new Follower((from) => this.subscribe(destinationId, consumer, { after: from, space }), after, retries);
+  follow(destinationId, consumer, { after, retries = 10, space, maxBatch = 100 } = {}) {
+    return new Follower((from) => this.subscribe(destinationId, consumer, { after: from, space, maxBatch }), after, retries);
   }
 
   /** Acknowledges every call up to `sequence`; resolves to the consumer's cursor. */
@@ -560,6 +560,9 @@ export class Subscription {
           yield toCall(item.call);
         } else if (item.item === "calls") {
           for (const call of item.calls.calls) {
+            if (this._closed) {
+              return; // closed in the middle of a batch: the rest is not yielded
+            }
             yield toCall(call);
           }
         } else if (item.item === "gap") {

@@ -741,6 +741,7 @@ class JourneysClient:
         after: int | None = None,
         retries: int = 10,
         space: str | None = None,
+        max_batch: int = 100,
     ) -> AsyncGenerator[subscription_pb2.SubscribeResponse, None]:
         """Like :meth:`subscribe`, resuming after the last item seen when the connection
         drops (a restart, or a consumer judged too slow)."""
@@ -748,7 +749,7 @@ class JourneysClient:
         while True:
             try:
                 async for item in self.subscribe(
-                    destination_id, consumer, after=after, space=space
+                    destination_id, consumer, after=after, space=space, max_batch=max_batch
                 ):
                     attempt = 0
                     after = item.call.sequence if item.HasField("call") else item.gap.last_sequence

@@ -465,11 +465,19 @@ class JourneysSyncClient:
         after: int | None = None,
         retries: int = 10,
         space: str | None = None,
+        max_batch: int = 100,
     ) -> Generator[subscription_pb2.SubscribeResponse, None, None]:
         """Like :meth:`subscribe`, resuming after the last item seen when the connection
         drops (a restart, or a consumer judged too slow)."""
         return self._loop.iterate(
-            self._client.follow(destination_id, consumer, after=after, retries=retries, space=space)
+            self._client.follow(
+                destination_id,
+                consumer,
+                after=after,
+                retries=retries,
+                space=space,
+                max_batch=max_batch,
+            )
         )
 
     def ack(

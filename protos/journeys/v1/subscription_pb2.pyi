@@ -37,9 +37,10 @@ class SubscribeRequest(_message.Message):
     max_batch: _builtins.int
     """Calls per response, at most: 0 or 1 sends each call in its own response
     (`call`); more sends the calls that are ready, up to this many, together in
-    one response (`calls`), never waiting to fill it. Each streamed response
-    costs a fixed amount whatever its size, so batches carry many more calls per
-    second. At most 1,000.
+    one response (`calls`), never waiting to fill it; a response is also sent
+    once its calls reach a quarter of the server's largest message. Each streamed
+    response costs a fixed amount whatever its size, so batches carry many more
+    calls per second. At most 1,000.
     """
     def __init__(
         self,
@@ -139,7 +140,7 @@ Global___Gap: _TypeAlias = Gap  # noqa: Y015
 
 @_typing.final
 class CallBatch(_message.Message):
-    """Consecutive calls, in sequence order (a response of a subscription with max_batch > 1)."""
+    """Calls in sequence order (a response of a subscription with max_batch > 1)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -66,20 +66,24 @@ def timestamp_proto(ms: int | None) -> Timestamp | None:
     a Timestamp cannot hold. Only a time after 9999-12-31 is such an instant (a wait
     ending past the last day, say): the clock never goes there, so it never comes,
     as an unset time says."""
-    if ms is None or not _MIN_SECONDS * 1000 <= ms <= _MAX_SECONDS * 1000 + 999:
+    if ms is None or not _representable(ms):
         return None
     ts = Timestamp()
-    ts.FromMilliseconds(ms)
+    set_timestamp(ts, ms)
     return ts
 
 
 def set_timestamp(ts: Timestamp, ms: int | None) -> None:
     """Sets ``ts`` (a message's field, in place) to the instant ``ms``; leaves it unset
     where :func:`timestamp_proto` gives None."""
-    if ms is not None and _MIN_SECONDS * 1000 <= ms <= _MAX_SECONDS * 1000 + 999:
+    if ms is not None and _representable(ms):
         seconds, rest = divmod(ms, 1000)
         ts.seconds = seconds
         ts.nanos = rest * 1_000_000
+
+
+def _representable(ms: int) -> bool:
+    return _MIN_SECONDS * 1000 <= ms <= _MAX_SECONDS * 1000 + 999
 
 
 def duration_proto(ms: int | None) -> Duration | None:

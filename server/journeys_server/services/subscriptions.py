@@ -21,6 +21,7 @@ __all__ = ["SubscriptionServicer"]
 Context = grpc.aio.ServicerContext[Any, Any]
 _PAGE = 256
 MAX_BATCH = 1_000  # calls per response, at most
+_CALL_OVERHEAD = 8  # bytes a call adds to a batch beyond its own: its tag and length
 
 
 class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
@@ -32,6 +33,9 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             is disconnected (it resumes from its cursor).
         closing: Set when the server stops: every subscription ends with
             UNAVAILABLE, and its consumer resumes from its cursor elsewhere or later.
+        batch_bytes: A response of a batched subscription is sent once its calls
+            reach this size, whatever ``max_batch`` allows (a quarter of the
+            largest message the server sends, so that one more call still fits).
 
     Attributes:
         connected: Subscriptions open now, by (space, destination, consumer)
@@ -39,9 +43,15 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
     """
 
     def __init__(
-        self, engine: Engine, *, stall_seconds: float = 10.0, closing: asyncio.Event | None = None
+        self,
+        engine: Engine,
+        *,
+        stall_seconds: float = 10.0,
+        closing: asyncio.Event | None = None,
+        batch_bytes: int = 1024 * 1024,
     ) -> None:
         self._engine = engine
+        self._batch_bytes = batch_bytes
         self._stall = stall_seconds
         self._closing = closing or asyncio.Event()
         self.connected: Counter[tuple[str, str, str]] = Counter()
@@ -87,9 +97,10 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
         self, context: Context, space: str, destination: str, after: int, batch: int
     ) -> None:
         """Sends the destination's calls after ``after``, then new ones as they come;
-        with ``batch`` > 1, the calls ready at once go up to ``batch`` a response."""
+        with ``batch`` > 1, the calls ready at once go up to ``batch`` a response (and
+        to about ``batch_bytes``)."""
         store = self._engine.store
-        page = max(_PAGE, batch)
+        page = batch * max(1, _PAGE // batch)  # (whole batches a page)
         while True:
             if self._closing.is_set():
                 await context.abort(
@@ -115,14 +126,20 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
                     await self._write(context, single)
                     after = record.sequence
                 continue
-            for start in range(0, len(records), batch):
-                part = records[start : start + batch]
-                response = pb.SubscribeResponse()
-                add = response.calls.calls.add
-                for record in part:
-                    fill_call(add(), record)
+            response = pb.SubscribeResponse()
+            calls = response.calls.calls
+            size = 0
+            for record in records:
+                size += fill_call(calls.add(), record).ByteSize() + _CALL_OVERHEAD
+                if len(calls) >= batch or size >= self._batch_bytes:
+                    await self._write(context, response)
+                    after = record.sequence
+                    response = pb.SubscribeResponse()
+                    calls = response.calls.calls
+                    size = 0
+            if calls:
                 await self._write(context, response)
-                after = part[-1].sequence
+                after = records[-1].sequence
 
     async def _wait(self, space: str, destination: str, after: int) -> None:
         """Returns once there is a call after ``after``, or the server is stopping."""

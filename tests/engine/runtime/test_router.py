@@ -84,9 +84,11 @@ async def test_a_failure_is_raised_to_every_later_caller() -> None:
 
 async def test_batches_queued_behind_are_applied_together_up_to_the_merge_limit() -> None:
     gate = asyncio.Event()
+    entered = asyncio.Event()
     applied: list[tuple[str, list[int], list[str]]] = []
 
     async def apply(batch: Batch) -> None:
+        entered.set()
         await gate.wait()
         applied.append(
             (
@@ -99,7 +101,7 @@ async def test_batches_queued_behind_are_applied_together_up_to_the_merge_limit(
     router = Router(apply, shards=1, capacity=16, merge=5)
     router.start()
     await router.put("default", _messages("u1", 1, start=0))  # taken at once, held
-    await asyncio.sleep(0)
+    await entered.wait()
     await router.put("default", _messages("u1", 2, start=1))
     await router.put("default", _messages("u1", 2, start=3))
     await router.put("default", _messages("u1", 2, start=5))  # past the limit: next
