@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from journeys.v1 import subscription_pb2 as pb
 from journeys_server.services.subscriptions import SubscriptionServicer
 
@@ -34,8 +35,9 @@ class RecordingContext:
         raise AssertionError(f"aborted: {code} {details}")
 
 
+@pytest.mark.parametrize("filler", ["x", "\N{GRINNING FACE}"])  # 1 and 4 bytes of UTF-8
 async def test_a_batch_is_sent_once_its_calls_reach_the_byte_budget(
-    db_path: Path, clock: FakeClock
+    db_path: Path, clock: FakeClock, filler: str
 ) -> None:
     async with await Engine.open(db_path, clock=clock) as engine:
         await add_destination(engine)
@@ -45,7 +47,7 @@ async def test_a_batch_is_sent_once_its_calls_reach_the_byte_budget(
         steps = (entry, SendToDestinationsStep("send", "Send", ("email",)))
         await engine.journeys.create("default", journey(*steps, journey_id="j"))
         await engine.journeys.move("default", "j", Move.PUBLISH)
-        users = [f"u{i:03d}-" + "x" * 200 for i in range(40)]  # calls of about 1 KB
+        users = [f"u{i:03d}-" + filler * 200 for i in range(40)]  # calls of 1 to 3 KB
         await engine.ingest(
             "default", [{"type": "track", "userId": u, "event": "Signed Up"} for u in users]
         )

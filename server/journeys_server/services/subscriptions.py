@@ -13,6 +13,7 @@ from journeys.v1 import subscription_pb2_grpc
 from journeys_engine import Engine, InvalidArgumentError
 from journeys_engine.ids import id_problem
 from journeys_engine.model import DefinitionKind
+from journeys_engine.store.durable import OutboxRecord
 from journeys_server.convert import fill_call
 from journeys_server.errors import handle_errors, handle_write_errors
 
@@ -21,7 +22,7 @@ __all__ = ["SubscriptionServicer"]
 Context = grpc.aio.ServicerContext[Any, Any]
 _PAGE = 256
 MAX_BATCH = 1_000  # calls per response, at most
-_CALL_OVERHEAD = 8  # bytes a call adds to a batch beyond its own: its tag and length
+_CALL_OVERHEAD = 64  # bytes of a call beyond its text: numbers, its timestamp, tags, lengths
 
 
 class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
@@ -126,17 +127,23 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
                     await self._write(context, single)
                     after = record.sequence
                 continue
+            # ``bound`` is at least the response's size: a character is at most four
+            # bytes of UTF-8. The exact size is taken only once the bound reaches
+            # the budget (a few times a response at most, none for most).
             response = pb.SubscribeResponse()
             calls = response.calls.calls
-            size = 0
+            bound = 0
             for record in records:
-                size += fill_call(calls.add(), record).ByteSize() + _CALL_OVERHEAD
-                if len(calls) >= batch or size >= self._batch_bytes:
+                fill_call(calls.add(), record)
+                bound += 4 * _characters(record) + _CALL_OVERHEAD
+                if bound >= self._batch_bytes:
+                    bound = response.ByteSize()
+                if len(calls) >= batch or bound >= self._batch_bytes:
                     await self._write(context, response)
                     after = record.sequence
                     response = pb.SubscribeResponse()
                     calls = response.calls.calls
-                    size = 0
+                    bound = 0
             if calls:
                 await self._write(context, response)
                 after = records[-1].sequence
@@ -193,6 +200,18 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             ],
             next_page_token=page.next_page_token,
         )
+
+
+def _characters(record: OutboxRecord) -> int:
+    """The characters of a call's text fields."""
+    return (
+        len(record.payload)
+        + len(record.message_id)
+        + len(record.journey_id)
+        + len(record.step_id)
+        + len(record.profile_key)
+        + len(record.change.value)
+    )
 
 
 def _gap(after: int, through: int) -> pb.Gap:
