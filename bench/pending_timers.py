@@ -28,9 +28,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "server", ROOT / "clients" / "python", ROOT / "protos"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 from bench.durability import fire_run, heap_rate, heap_timers, open_timers  # noqa: E402
 from bench.figures import Figure  # noqa: E402

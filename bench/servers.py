@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "server", ROOT / "clients" / "python", ROOT / "protos"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import bench  # noqa: E402, F401, I001  (first: the project's folders importable)
 
 import grpc  # noqa: E402
 from journeys.v1 import (  # noqa: E402

@@ -29,9 +29,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "server", ROOT / "clients" / "python", ROOT / "protos"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 from bench.durability import Ticker, flush_figures  # noqa: E402
 from bench.figures import Figure, percentile  # noqa: E402

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "server", ROOT / "clients" / "python", ROOT / "protos"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import bench  # noqa: E402, F401, I001  (first: the project's folders importable)
 
 from journeys.v1 import ingest_pb2, journey_pb2  # noqa: E402
 from journeys_cli.apply import apply_documents  # noqa: E402
