@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import pytest
 from journeys.v1 import ingest_pb2
 from journeys_cli.tail import _Acker
-from journeys_client import UnavailableError
-from journeys_client.sending import SendReport, _batches, _count
+from journeys_client import JourneysClientError, UnavailableError
+from journeys_client.sending import SendReport, _batches, _count, send_messages
 
 
 def test_a_resent_batch_counts_its_made_up_ids_as_accepted_not_duplicates() -> None:
@@ -79,3 +80,74 @@ async def test_tail_keeps_acknowledging_after_an_ack_fails_during_a_restart() ->
     acker.printed(5)
     await acker.close()
     assert client.acked[-1] == 5
+
+
+class _Stream:
+    """An ``IngestStream`` call: acknowledges each batch, or breaks on its first write
+    the way grpcio reports a connection lost under a write."""
+
+    def __init__(self, broken: bool) -> None:
+        self.broken = broken
+        self.responses: list[ingest_pb2.IngestResponse] = []
+
+    async def write(self, request: ingest_pb2.IngestRequest) -> None:
+        if self.broken:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.INTERNAL,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                details="Internal error from Core",
+            )
+        self.responses.append(ingest_pb2.IngestResponse(accepted=len(request.messages)))
+
+    async def read(self) -> object:
+        return self.responses.pop(0) if self.responses else grpc.aio.EOF
+
+    async def done_writing(self) -> None:
+        pass
+
+
+class _Stub:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def IngestStream(self) -> _Stream:
+        self.calls += 1
+        return _Stream(broken=self.calls == 1)
+
+
+async def test_a_write_on_a_broken_connection_is_sent_again_not_raised() -> None:
+    stub = _Stub()
+    messages = [{"type": "track", "userId": f"u{i}", "event": "A"} for i in range(5)]
+    report = await send_messages(
+        stub,  # type: ignore[arg-type]
+        messages,
+        space_id="default",
+        batch_size=2,
+        window=1,
+        retries=3,
+    )
+    assert stub.calls == 2  # the second connection carried everything
+    assert (report.accepted, report.batches, report.duplicates) == (5, 3, 0)
+
+
+async def test_another_internal_error_on_a_write_is_raised() -> None:
+    class _Failing(_Stream):
+        async def write(self, request: ingest_pb2.IngestRequest) -> None:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), grpc.aio.Metadata(), details="boom"
+            )
+
+    class _FailingStub:
+        def IngestStream(self) -> _Stream:
+            return _Failing(broken=False)
+
+    with pytest.raises(JourneysClientError, match="boom"):
+        await send_messages(
+            _FailingStub(),  # type: ignore[arg-type]
+            [{"type": "track", "userId": "u", "event": "A"}],
+            space_id="default",
+            batch_size=1,
+            window=1,
+            retries=3,
+        )

@@ -21,6 +21,7 @@ __all__ = ["MessageProblem", "SendReport", "send_messages"]
 MAX_BATCH_MESSAGES = 2500
 MAX_BATCH_BYTES = 500 * 1024
 _FRAMING = 16  # bytes of field tag and length around each message in a batch
+_BROKEN_WRITE = "Internal error from Core"  # grpcio: a write on a connection that broke
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,20 +142,38 @@ async def _stream(
 
     while written < len(unacked):  # what an earlier connection left unacknowledged
         unacked[written].sent += 1
-        await call.write(unacked[written].request)
+        await _write(call, unacked[written].request)
         written += 1
         if written >= window:
             await read_one()
     for batch in source:
         unacked.append(batch)
         batch.sent += 1
-        await call.write(batch.request)
+        await _write(call, batch.request)
         written += 1
         if written >= window:
             await read_one()
     await call.done_writing()
     while unacked:
         await read_one()
+
+
+async def _write(call: Any, request: ingest_pb2.IngestRequest) -> None:
+    """Writes one batch. A write on a connection that broke before the server's
+    status arrived (the server was killed, say) is reported by grpcio as
+    ``INTERNAL`` "Internal error from Core"; it is the connection's loss, so it is
+    raised as ``UNAVAILABLE``, which the caller resends after."""
+    try:
+        await call.write(request)
+    except grpc.aio.AioRpcError as err:
+        if err.code() is grpc.StatusCode.INTERNAL and err.details() == _BROKEN_WRITE:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                details="the connection broke while a batch was being written",
+            ) from err
+        raise
 
 
 def _count(batch: _Batch, response: ingest_pb2.IngestResponse, report: SendReport) -> None:
